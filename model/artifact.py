@@ -1,0 +1,169 @@
+"""Model version directories: atomic save, verified load.
+
+A version is a directory holding ``model.joblib`` and ``manifest.json``. The
+manifest records what the model needs to be trusted: its labels, thresholds,
+metrics, the data it was trained on, library versions, the segmenter, and the
+SHA-256 and size of every file. :func:`load_bundle` checks all of that before
+``joblib.load`` touches a byte of the pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError
+from model.text import ENGINES, dictionary_sha256
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+_PINNED = ("scikit-learn",)
+_RECORDED = ("scikit-learn", "numpy", "scipy", "joblib", "jieba", "rjieba")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries a model depends on, as installed now."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _RECORDED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """A sortable, unique version id such as ``20261127-154012-3fa2``."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+
+
+def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Path) -> Path:
+    """Write a model version to ``directory`` atomically.
+
+    Everything is written into a temporary sibling directory which is renamed
+    into place at the end, so a crash leaves either the whole version or none.
+
+    Parameters
+    ----------
+    bundle : dict
+        The fitted estimators and their label order.
+    manifest : dict
+        Metadata; ``files``, ``libraries`` and ``format`` are filled in here.
+    directory : Path
+        Target directory; must not exist yet.
+
+    Returns
+    -------
+    Path
+        ``directory``.
+    """
+    directory = Path(directory)
+    if directory.exists():
+        raise ArtifactError(f"model directory {directory} already exists; choose a new one")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        joblib.dump(bundle, staging / MODEL_FILE, compress=3)
+        manifest = dict(manifest)
+        manifest.setdefault("version", directory.name)
+        manifest["format"] = FORMAT_VERSION
+        manifest["libraries"] = library_versions()
+        manifest["files"] = {
+            MODEL_FILE: {
+                "sha256": file_sha256(staging / MODEL_FILE),
+                "bytes": (staging / MODEL_FILE).stat().st_size,
+            }
+        }
+        with (staging / MANIFEST_FILE).open("w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, ensure_ascii=False, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """Read and parse ``manifest.json`` of a version directory."""
+    path = Path(directory) / MANIFEST_FILE
+    if not Path(directory).is_dir():
+        raise ModelNotFoundError(f"no model version at {directory}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{directory} has no {MANIFEST_FILE}: not a model version") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def verify(directory: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a version whose files or library versions do not match its manifest."""
+    files = manifest.get("files") or {}
+    if MODEL_FILE not in files:
+        raise ArtifactError(f"{directory}/{MANIFEST_FILE} lists no {MODEL_FILE}")
+    for name, expected in files.items():
+        path = Path(directory) / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing")
+        if path.stat().st_size != expected.get("bytes") or file_sha256(path) != expected.get("sha256"):
+            raise ChecksumError(
+                f"{path} does not match the SHA-256 in its manifest: the file was changed or damaged; "
+                "retrain or restore the version"
+            )
+    installed = library_versions()
+    for name in _PINNED:
+        saved = (manifest.get("libraries") or {}).get(name)
+        if saved != installed.get(name):
+            raise IncompatibleModelError(
+                f"model {manifest.get('version')} was saved with {name} {saved} but {installed.get(name)} "
+                "is installed; retrain it with `xinxi train` (or install the version it was saved with)"
+            )
+    segmenter = manifest.get("segmenter") or {}
+    if segmenter.get("engine") not in ENGINES:
+        raise IncompatibleModelError(f"model {manifest.get('version')} names an unknown segmenter {segmenter}")
+    if segmenter.get("dictionary_sha256") != dictionary_sha256():
+        raise IncompatibleModelError(
+            f"model {manifest.get('version')} was trained with another domain dictionary than the one "
+            "installed; retrain it with `xinxi train`"
+        )
+
+
+def load_bundle(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify, then load, a model version. Returns ``(bundle, manifest)``."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    verify(directory, manifest)
+    try:
+        bundle = joblib.load(directory / MODEL_FILE)
+    except Exception as exc:  # a verified file that still fails to unpickle
+        raise ArtifactError(f"could not load {directory / MODEL_FILE}: {exc}") from exc
+    labels = list((manifest.get("labels") or {}).get("topics") or [])
+    if list(bundle.get("topic_labels", [])) != labels:
+        raise IncompatibleModelError(
+            f"model {manifest.get('version')}: labels in the model {bundle.get('topic_labels')} "
+            f"differ from its manifest {labels}"
+        )
+    return bundle, manifest

@@ -1,0 +1,300 @@
+"""The Predictor: one loaded model version, scoring one or many items.
+
+Every consumer (the API, batch scoring, evaluation, the command line) calls
+:meth:`Predictor.predict`, so the numbers are the same everywhere.
+
+Scoring computes the shared features once per batch and then evaluates every
+head as one sparse-dense product followed by its sigmoid calibration. The
+weights are read out of the fitted scikit-learn estimators when the model is
+loaded; ``tests/model/test_predictor.py`` checks that the result equals the
+estimators' own ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.special import expit
+
+from model.artifact import load_bundle
+from model.errors import InvalidItemError
+from model.features import structure_counts
+from model.labels import KINDS, describe
+from model.suggestions import suggest
+from model.text import MAX_CHARS, has_chinese, join_document, normalize, use_engine
+
+TOP_TERMS = 5
+
+
+@dataclass
+class TopicScore:
+    label: str
+    name: str
+    probability: float
+    selected: bool
+    terms: list[str]
+
+
+@dataclass
+class KindScore:
+    label: str
+    name: str
+    probability: float
+    analysis_probability: float
+    terms: list[str]
+
+
+@dataclass
+class Prediction:
+    """The result for one item, in the shape the API and files use."""
+
+    id: str | None
+    topics: list[TopicScore]
+    kind: KindScore | None
+    quality_score: int | None
+    grade: str | None
+    suggestions: list[str]
+    warnings: list[str] = field(default_factory=list)
+    confidence: str = "normal"
+    model_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _LinearHead:
+    """A calibrated linear classifier read out of scikit-learn estimators."""
+
+    weights: np.ndarray  # (n_labels, n_features)
+    intercepts: np.ndarray  # (n_labels,)
+    slopes: np.ndarray  # sigmoid a_ per label
+    offsets: np.ndarray  # sigmoid b_ per label
+
+    def probabilities(self, features: sparse.csr_matrix) -> np.ndarray:
+        scores = np.asarray(features @ self.weights.T) + self.intercepts
+        return expit(-(self.slopes * scores + self.offsets))
+
+
+def _read_calibrated(calibrated: Any) -> tuple[np.ndarray, float, float, float]:
+    """Weights, intercept and sigmoid of a ``CalibratedClassifierCV(ensemble=False)``."""
+    if len(calibrated.calibrated_classifiers_) != 1:
+        raise TypeError("expected a calibrated classifier fitted with ensemble=False")
+    inner = calibrated.calibrated_classifiers_[0]
+    sigmoid = inner.calibrators[0]
+    estimator = inner.estimator
+    return (
+        np.asarray(estimator.coef_, dtype=np.float64).ravel(),
+        float(np.ravel(estimator.intercept_)[0]),
+        float(sigmoid.a_),
+        float(sigmoid.b_),
+    )
+
+
+def _linear_head(calibrated_models: Sequence[Any]) -> _LinearHead:
+    parts = [_read_calibrated(model) for model in calibrated_models]
+    return _LinearHead(
+        weights=np.vstack([p[0] for p in parts]),
+        intercepts=np.array([p[1] for p in parts]),
+        slopes=np.array([p[2] for p in parts]),
+        offsets=np.array([p[3] for p in parts]),
+    )
+
+
+class Predictor:
+    """Scores items with one model version.
+
+    Parameters
+    ----------
+    bundle : dict
+        The fitted heads (``topics`` and optionally ``kind`` pipelines sharing
+        one ``features`` step), ``topic_labels``, ``thresholds`` and ``mode``.
+    manifest : dict
+        The version's manifest.
+
+    Use :meth:`load` to read a version directory; it verifies checksums first.
+    """
+
+    def __init__(self, bundle: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        self.bundle = bundle
+        self.manifest = dict(manifest)
+        self.version: str = self.manifest.get("version", "unsaved")
+        self.topic_labels: list[str] = list(bundle["topic_labels"])
+        self.mode: str = bundle.get("mode", "multilabel")
+        self.thresholds = np.asarray(bundle["thresholds"], dtype=np.float64)
+        topics = bundle["topics"]
+        self.features = topics.named_steps["features"]
+        self._topics = _linear_head(topics.named_steps["classifier"].estimators_)
+        kind = bundle.get("kind")
+        self._kind = None
+        if kind is not None:
+            if kind.named_steps["features"] is not self.features:
+                raise TypeError("the kind head must share the topic head's features step")
+            self._kind = _linear_head([kind.named_steps["classifier"]])
+        self._term_names, self._term_mask = self._explainable_terms()
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Predictor:
+        """Verify and load a model version directory."""
+        bundle, manifest = load_bundle(Path(directory))
+        use_engine(manifest["segmenter"]["engine"])
+        return cls(bundle, manifest)
+
+    @property
+    def has_kind(self) -> bool:
+        return self._kind is not None
+
+    def _explainable_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Display names of word features (and char n-grams of 2+ characters)."""
+        names: list[str] = []
+        mask: list[bool] = []
+        for block, transformer in self.features.transformer_list:
+            if block == "structure":
+                count = len(transformer.named_steps["counts"].get_feature_names_out())
+                names += [""] * count
+                mask += [False] * count
+                continue
+            vocabulary = transformer.get_feature_names_out()
+            for term in vocabulary:
+                display = str(term).replace(" ", "")
+                names.append(display)
+                mask.append(len(display) >= 2)
+        return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
+
+    def _top_terms(self, row: sparse.csr_matrix, weights: np.ndarray, sign: float) -> list[str]:
+        indices = row.indices
+        if indices.size == 0:
+            return []
+        contributions = sign * row.data * weights[indices]
+        keep = (contributions > 0) & self._term_mask[indices]
+        order = np.argsort(-contributions[keep], kind="stable")
+        terms: list[str] = []
+        for index in indices[keep][order]:
+            term = self._term_names[index]
+            if term and not any(term in kept or kept in term for kept in terms):
+                terms.append(term)
+            if len(terms) == TOP_TERMS:
+                break
+        return terms
+
+    def predict(self, items: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """Score items given as mappings with ``text`` and optional ``id`` and ``title``.
+
+        Raises
+        ------
+        InvalidItemError
+            If an item is not a mapping, or its text is missing, not a string
+            or empty; the message names the item.
+        """
+        documents, warnings, ids = [], [], []
+        for position, item in enumerate(items):
+            document, item_warnings = _prepare(item, position)
+            documents.append(document)
+            warnings.append(item_warnings)
+            ids.append(None if item.get("id") is None else str(item.get("id")))
+        if not documents:
+            return []
+        matrix = sparse.csr_matrix(self.features.transform(documents))
+        topic_probabilities = self._topics.probabilities(matrix)
+        kind_probabilities = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
+        return [
+            self._result(
+                ids[i], documents[i], matrix[i], topic_probabilities[i],
+                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i],
+            )
+            for i in range(len(documents))
+        ]
+
+    def predict_one(self, text: str, title: str | None = None, id: str | None = None) -> Prediction:
+        """Score a single item."""
+        return self.predict([{"id": id, "title": title, "text": text}])[0]
+
+    def _result(
+        self,
+        item_id: str | None,
+        document: str,
+        row: sparse.csr_matrix,
+        probabilities: np.ndarray,
+        analysis: float | None,
+        warnings: list[str],
+    ) -> Prediction:
+        chinese = has_chinese(document)
+        if self.mode == "multiclass":
+            selected = np.zeros(len(probabilities), dtype=bool)
+            selected[int(np.argmax(probabilities))] = True
+        else:
+            selected = probabilities >= self.thresholds
+        if not chinese:
+            selected[:] = False
+            warnings.append("文本不含中文，结果可信度低 (no Chinese text: low confidence)")
+        topics = [
+            TopicScore(
+                label=label,
+                name=describe(label).name,
+                probability=round(float(probabilities[j]), 4),
+                selected=bool(selected[j]),
+                terms=self._top_terms(row, self._topics.weights[j], -np.sign(self._topics.slopes[j])),
+            )
+            for j, label in enumerate(self.topic_labels)
+        ]
+        kind = None
+        score = None
+        grade = None
+        suggestions: list[str] = []
+        if analysis is not None and self._kind is not None:
+            chosen = KINDS[1] if analysis >= 0.5 else KINDS[0]
+            sign = -np.sign(self._kind.slopes[0]) * (1 if chosen.label == "analysis" else -1)
+            kind = KindScore(
+                label=chosen.label,
+                name=chosen.name,
+                probability=round(analysis if chosen.label == "analysis" else 1 - analysis, 4),
+                analysis_probability=round(analysis, 4),
+                terms=self._top_terms(row, self._kind.weights[0], sign),
+            )
+            score = int(round(100 * analysis))
+            grade = chosen.name
+            suggestions = suggest(structure_counts(document), score)
+        return Prediction(
+            id=item_id,
+            topics=topics,
+            kind=kind,
+            quality_score=score,
+            grade=grade,
+            suggestions=suggestions,
+            warnings=warnings,
+            confidence="normal" if chinese else "low",
+            model_version=self.version,
+        )
+
+
+def _prepare(item: Any, position: int) -> tuple[str, list[str]]:
+    """Validate one item and build its document; returns it with its warnings."""
+    if not isinstance(item, Mapping):
+        raise InvalidItemError(f"item {position + 1}: expected an object with a text, got {type(item).__name__}")
+    name = f"item {position + 1}" + (f" (id {item.get('id')})" if item.get("id") is not None else "")
+    text = item.get("text")
+    title = item.get("title")
+    if text is None:
+        raise InvalidItemError(f"{name}: text is missing")
+    if not isinstance(text, str):
+        raise InvalidItemError(f"{name}: text must be a string, got {type(text).__name__}")
+    if title is not None and not isinstance(title, str):
+        raise InvalidItemError(f"{name}: title must be a string, got {type(title).__name__}")
+    warnings = []
+    if len(text) > MAX_CHARS:
+        warnings.append(
+            f"正文超过 {MAX_CHARS} 字，只分析前 {MAX_CHARS} 字 "
+            f"(text has {len(text)} characters; only the first {MAX_CHARS} were used)"
+        )
+        text = text[:MAX_CHARS]
+    if not text.strip():
+        raise InvalidItemError(f"{name}: text is empty")
+    document = join_document((title or "")[:500], text)
+    if not has_chinese(document) and not document.replace(normalize(title or ""), "").strip():
+        raise InvalidItemError(f"{name}: text is empty once control characters and markup are removed")
+    return document, warnings

@@ -1,0 +1,21 @@
+"""Fitting, evaluating and saving xinxi models. Never imports the service."""
+
+from pathlib import Path
+
+from training.data import DataFileError, Item, load_items
+from training.evaluate import evaluate_model
+from training.trainer import TrainingError, fit_model, train_version
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "datasets" / "seed"
+"""The hand-written seed corpus the default model is trained on."""
+
+__all__ = [
+    "DEFAULT_DATA",
+    "DataFileError",
+    "Item",
+    "TrainingError",
+    "evaluate_model",
+    "fit_model",
+    "load_items",
+    "train_version",
+]

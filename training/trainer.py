@@ -1,0 +1,288 @@
+"""Fitting a model version from labelled items.
+
+``fit_model`` runs K-fold cross-validation first: the out-of-fold
+probabilities choose each topic's threshold and give the metrics recorded in
+the manifest. It then fits the features and both heads on all the data. The
+same items and seed give the same model, to the last digit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from model.artifact import new_version_id, save_version
+from model.errors import XinxiError
+from model.labels import KIND_NAMES, TOPIC_NAMES
+from model.registry import ModelRegistry
+from model.text import join_document, segmenter_info, use_engine
+from training.data import Item, topic_set
+from training.evaluate import kind_metrics, topic_matrix, topic_metrics
+from training.pipeline import build_heads, merge_params
+
+MIN_EXAMPLES = 8
+"""A label needs at least this many positive (and negative) items to be learned."""
+
+Progress = Callable[[str, int, int], None]
+
+
+class TrainingError(XinxiError):
+    """The data cannot train a model; the message says why."""
+
+    code = "training_error"
+
+
+def _quiet(step: str, done: int, total: int) -> None:
+    return None
+
+
+def resolve_labels(items: Sequence[Item], labels: Sequence[str] | str | None) -> list[str]:
+    """The topic label set: ANNOTATION.md's by default, the data's with ``"auto"``, or a given list.
+
+    Raises
+    ------
+    TrainingError
+        If an item carries a label outside the set, naming the labels and a row.
+    """
+    if labels == "auto":
+        chosen = topic_set(items)
+    elif labels is None:
+        chosen = list(TOPIC_NAMES)
+    else:
+        chosen = list(labels)
+    known = set(chosen)
+    unknown: dict[str, Item] = {}
+    for item in items:
+        for label in item.topics or []:
+            if label not in known:
+                unknown.setdefault(label, item)
+    if unknown:
+        where = "; ".join(f"{label!r} (first at row {item.row}, id {item.id})" for label, item in unknown.items())
+        raise TrainingError(
+            f"unknown labels: {where}. Known labels: {', '.join(chosen)}. "
+            "Fix the labels, or train with --labels auto to take the label set from the data"
+        )
+    if not chosen:
+        raise TrainingError("the data carries no topic labels at all")
+    return chosen
+
+
+def check_counts(matrix: np.ndarray, labels: Sequence[str], minimum: int) -> None:
+    """Refuse labels with fewer than ``minimum`` positive or negative items."""
+    problems = []
+    for j, label in enumerate(labels):
+        positives = int(matrix[:, j].sum())
+        if positives < minimum:
+            problems.append(f"{label} has {positives} items (at least {minimum} needed)")
+        elif len(matrix) - positives < minimum and len(labels) > 1:
+            problems.append(f"{label} is on {positives} of {len(matrix)} items: too few without it")
+    if problems:
+        raise TrainingError("too few examples: " + "; ".join(problems))
+
+
+def choose_thresholds(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Per label, the threshold on out-of-fold probabilities that maximises F1.
+
+    Ties are broken towards 0.5, so that a flat optimum does not push the
+    threshold to an extreme.
+    """
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    thresholds = np.full(truth.shape[1], 0.5)
+    for j in range(truth.shape[1]):
+        positives = truth[:, j] == 1
+        best = (-1.0, 0.0)
+        for t in grid:
+            predicted = probabilities[:, j] >= t
+            tp = float(np.sum(predicted & positives))
+            denominator = predicted.sum() + positives.sum()
+            f1 = 2 * tp / denominator if denominator else 0.0
+            key = (round(f1, 6), -abs(t - 0.5))
+            if key > best:
+                best = key
+                thresholds[j] = t
+    return thresholds
+
+
+def _folds(items: Sequence[Item], matrix: np.ndarray, folds: int, seed: int, multiclass: bool) -> list:
+    """Fold indices, stratified on topic set and kind where every stratum is big enough."""
+    if multiclass:
+        strata = [str(np.argmax(row)) for row in matrix]
+    else:
+        strata = [
+            ("+".join(str(j) for j in np.flatnonzero(row)) or "none") + "/" + str(item.kind)
+            for item, row in zip(items, matrix, strict=True)
+        ]
+    counts = Counter(strata)
+    strata = [s if counts[s] >= folds else "rare" for s in strata]
+    if min(Counter(strata).values()) >= folds:
+        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(items)), strata))
+    return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(items))))
+
+
+def data_fingerprint(items: Sequence[Item]) -> dict[str, Any]:
+    """SHA-256 and size of the training data as the model saw it."""
+    digest = hashlib.sha256()
+    size = 0
+    for item in items:
+        record = json.dumps(
+            [item.id, item.title, item.text, item.topics, item.kind], ensure_ascii=False
+        ).encode("utf-8")
+        digest.update(record + b"\n")
+        size += len(record) + 1
+    return {"sha256": digest.hexdigest(), "bytes": size, "items": len(items)}
+
+
+def fit_model(
+    items: Sequence[Item],
+    *,
+    seed: int = 0,
+    folds: int = 5,
+    labels: Sequence[str] | str | None = None,
+    params: dict[str, Any] | None = None,
+    progress: Progress = _quiet,
+    min_examples: int = MIN_EXAMPLES,
+    engine: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cross-validate, then fit, a model on labelled items.
+
+    Parameters
+    ----------
+    items : sequence of Item
+        Items with topics (and, to train the quality score, kind).
+    seed : int
+        Seeds the folds and the estimators.
+    folds : int
+        Folds of the cross-validation that picks thresholds and measures metrics.
+    labels : sequence of str, "auto" or None
+        Topic label set; None is ANNOTATION.md's, "auto" takes it from the data.
+    params : dict, optional
+        Hyperparameter overrides, by section (see :data:`training.pipeline.DEFAULT_PARAMS`).
+    progress : callable
+        Called as ``progress(step, done, total)``.
+    min_examples : int
+        Fewest positive items a label needs.
+    engine : str, optional
+        Segmentation engine; the process default when None.
+
+    Returns
+    -------
+    bundle, manifest
+        What :func:`model.artifact.save_version` writes.
+    """
+    if engine is not None:
+        use_engine(engine)
+    if folds < 2:
+        raise TrainingError("--folds must be at least 2")
+    missing = [item for item in items if item.topics is None]
+    if missing:
+        raise TrainingError(f"item {missing[0].id} (row {missing[0].row}) has no topics field; every item needs one")
+    chosen = resolve_labels(items, labels)
+    params = merge_params(params)
+    truth = topic_matrix(items, chosen)
+    check_counts(truth, chosen, min_examples)
+    multiclass = bool(np.all(truth.sum(axis=1) == 1)) and len(chosen) > 2
+    with_kind = [i for i, item in enumerate(items) if item.kind in KIND_NAMES]
+    train_kind = len(with_kind) == len(items) and len({items[i].kind for i in with_kind}) == 2
+    if with_kind and not train_kind:
+        progress("kind labels incomplete: the quality score is not trained", 0, 0)
+    is_analysis = np.array([int(item.kind == "analysis") for item in items])
+    documents = [join_document(item.title, item.text) for item in items]
+
+    splits = _folds(items, truth, folds, seed, multiclass)
+    oof_topics = np.zeros(truth.shape, dtype=np.float64)
+    oof_kind = np.zeros(len(items), dtype=np.float64)
+    total = folds + 1
+    for number, (train, test) in enumerate(splits, 1):
+        progress(f"cross-validation fold {number}/{folds}", number - 1, total)
+        features, topics, kind = build_heads(params, seed)
+        matrix = features.fit_transform([documents[i] for i in train])
+        held_out = features.transform([documents[i] for i in test])
+        topics.fit(matrix, truth[train])
+        oof_topics[test] = topics.predict_proba(held_out)
+        if train_kind:
+            kind.fit(matrix, is_analysis[train])
+            oof_kind[test] = kind.predict_proba(held_out)[:, 1]
+
+    if multiclass:
+        thresholds = np.zeros(len(chosen))
+        predicted = np.zeros_like(truth)
+        predicted[np.arange(len(truth)), np.argmax(oof_topics, axis=1)] = 1
+    else:
+        thresholds = choose_thresholds(truth, oof_topics)
+        predicted = (oof_topics >= thresholds).astype(np.int8)
+    metrics: dict[str, Any] = {
+        "folds": folds,
+        "topics": topic_metrics(truth, predicted, chosen, oof_topics),
+    }
+    if train_kind:
+        metrics["kind"] = kind_metrics(is_analysis, oof_kind)
+
+    progress("fitting the final model on all items", folds, total)
+    features, topics, kind = build_heads(params, seed)
+    matrix = features.fit_transform(documents)
+    topics.fit(matrix, truth)
+    bundle: dict[str, Any] = {
+        "topics": Pipeline([("features", features), ("classifier", topics)]),
+        "kind": None,
+        "topic_labels": chosen,
+        "thresholds": thresholds.tolist(),
+        "mode": "multiclass" if multiclass else "multilabel",
+    }
+    if train_kind:
+        kind.fit(matrix, is_analysis)
+        bundle["kind"] = Pipeline([("features", features), ("classifier", kind)])
+    progress("done", total, total)
+
+    manifest = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "labels": {"topics": chosen, "kinds": list(KIND_NAMES) if train_kind else []},
+        "mode": bundle["mode"],
+        "thresholds": dict(zip(chosen, [round(float(t), 4) for t in thresholds], strict=True)),
+        "metrics": {"cross_validation": metrics},
+        "training_data": data_fingerprint(items),
+        "seed": seed,
+        "hyperparameters": params,
+        "segmenter": segmenter_info(),
+        "vocabulary": {name: len(t.vocabulary_) for name, t in features.transformer_list if hasattr(t, "vocabulary_")},
+    }
+    return bundle, manifest
+
+
+def train_version(
+    items: Sequence[Item],
+    *,
+    registry: ModelRegistry | None = None,
+    out: Path | None = None,
+    activate: bool = True,
+    data_source: str | None = None,
+    **fit_options: Any,
+) -> Path:
+    """Fit a model and save it, into ``out`` or as a new version of ``registry``.
+
+    With a registry, the new version is activated when ``activate`` is true.
+    """
+    bundle, manifest = fit_model(items, **fit_options)
+    if data_source:
+        manifest["training_data"]["source"] = data_source
+    if out is not None:
+        directory = Path(out)
+        manifest["version"] = directory.name
+        return save_version(bundle, manifest, directory)
+    if registry is None:
+        raise ValueError("give a registry or an output directory")
+    version = new_version_id()
+    manifest["version"] = version
+    directory = save_version(bundle, manifest, registry.path(version))
+    if activate:
+        registry.activate(version)
+    return directory
