@@ -96,7 +96,7 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
             }
         }
         with (staging / MANIFEST_FILE).open("w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, ensure_ascii=False, indent=2, sort_keys=True)
+            json.dump(manifest, handle, ensure_ascii=False, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
         os.rename(staging, directory)

@@ -161,9 +161,11 @@ class Predictor:
                 continue
             vocabulary = transformer.get_feature_names_out()
             for term in vocabulary:
+                # A character n-gram with a space spans punctuation or digits: not a term.
+                spans_gap = block == "chars" and " " in str(term)
                 display = str(term).replace(" ", "")
                 names.append(display)
-                mask.append(len(display) >= 2)
+                mask.append(len(display) >= 2 and not spans_gap)
         return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
     def _top_terms(self, row: sparse.csr_matrix, weights: np.ndarray, sign: float) -> list[str]:

@@ -1,0 +1,1 @@
+"""Everything that faces a person or a program: the API, the editor page, the `xinxi` command."""

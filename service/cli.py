@@ -1,0 +1,282 @@
+"""The ``xinxi`` command: train, evaluate, predict, serve, models."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from model import ModelRegistry, Predictor, XinxiError
+from service.settings import get_settings
+
+app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 items.", no_args_is_help=True)
+models_app = typer.Typer(help="List, inspect and activate model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+BATCH = 256
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors_to_messages() -> Iterator[None]:
+    """Print project errors as one plain line and exit 2; no traceback for expected failures."""
+    try:
+        yield
+    except XinxiError as exc:
+        fail(str(exc))
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        fail(f"{exc.strerror}: {exc.filename}")
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Any]:
+    """A rich progress bar; yields a ``progress(step, done, total)`` callback."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description}: {step}", completed=done, total=total or None)
+
+        yield update
+
+
+def registry() -> ModelRegistry:
+    return ModelRegistry(get_settings().data_dir)
+
+
+def load_predictor(model_dir: Path | None, train_if_missing: bool = True) -> Predictor:
+    """The model in ``model_dir``, or the active one (trained from datasets/ when there is none)."""
+    if model_dir is not None:
+        return Predictor.load(model_dir)
+    from training import DEFAULT_DATA, ensure_active_model
+
+    reg = registry()
+    if reg.active_id() is None:
+        if not train_if_missing:
+            fail(f"no active model in {reg.models}; run `xinxi train`")
+        console.print(f"No model yet in {reg.models}: training the default model from {DEFAULT_DATA}.")
+        with progress_bar("training the default model") as update:
+            return Predictor.load(ensure_active_model(reg, DEFAULT_DATA, progress=update))
+    return Predictor.load(reg.active_path())
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Any]:
+    """Write to a temporary file beside ``path`` and rename it in place only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            yield stream
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def train(
+    data: Annotated[Path | None, typer.Option(help="labelled file or directory of .jsonl (default: datasets/seed)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the version to this new directory instead of the registry")] = None,
+    seed: Annotated[int, typer.Option(help="seed for folds and estimators")] = 0,
+    folds: Annotated[int, typer.Option(min=2, max=20, help="cross-validation folds")] = 5,
+    labels: Annotated[str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")] = None,
+    label_names: Annotated[Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")] = None,
+    activate: Annotated[bool, typer.Option(help="make the new version active (registry only)")] = True,
+    skip_invalid: Annotated[bool, typer.Option(help="skip invalid rows instead of refusing the file")] = False,
+) -> None:
+    """Train a model version from labelled items."""
+    from training import DEFAULT_DATA, load_items, train_version
+
+    with errors_to_messages():
+        source = data or DEFAULT_DATA
+        names = _read_lines(label_names) if label_names else None
+        items, skipped = load_items(source, require_labels=True, skip_invalid=skip_invalid, label_names=names)
+        for row, reason in skipped:
+            console.print(f"skipped row {row}: {reason}", highlight=False)
+        label_set: Any = labels
+        if labels and labels != "auto":
+            label_set = _read_lines(Path(labels))
+        elif names and not labels:
+            label_set = names
+        console.print(f"Training on {len(items)} items from {source} (seed {seed}, {folds} folds).")
+        with progress_bar("training") as update:
+            directory = train_version(
+                items, registry=None if out else registry(), out=out, activate=activate,
+                data_source=str(source), seed=seed, folds=folds, labels=label_set, progress=update,
+            )
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        _print_metrics(manifest["metrics"]["cross_validation"], f"{folds}-fold cross-validation")
+        console.print(f"Saved model {manifest['version']} in {directory}" + (" (active)" if activate and not out else ""))
+        print(directory)
+
+
+def _read_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _print_metrics(report: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for column in ("label", "precision", "recall", "F1", "ROC-AUC", "support"):
+        table.add_column(column, justify="right" if column != "label" else "left")
+    topics = report["topics"]
+    for label, entry in topics["per_label"].items():
+        table.add_row(
+            label, f"{entry['precision']:.3f}", f"{entry['recall']:.3f}", f"{entry['f1']:.3f}",
+            "-" if entry.get("roc_auc") is None else f"{entry['roc_auc']:.3f}", str(entry["support"]),
+        )
+    console.print(table)
+    console.print(
+        f"topics: micro F1 {topics['micro_f1']:.3f}  macro F1 {topics['macro_f1']:.3f}  "
+        f"subset accuracy {topics['subset_accuracy']:.3f}  no-topic F1 {topics['no_topic_f1']:.3f}"
+    )
+    if "kind" in report:
+        kind = report["kind"]
+        auc = "-" if kind["roc_auc"] is None else f"{kind['roc_auc']:.3f}"
+        console.print(f"kind: accuracy {kind['accuracy']:.3f}  F1(analysis) {kind['f1']:.3f}  ROC-AUC {auc}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="labelled file or directory")],
+    model_dir: Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")] = None,
+    report: Annotated[Path | None, typer.Option(help="write the metrics as JSON here")] = None,
+) -> None:
+    """Evaluate a model version on labelled items."""
+    from training import evaluate_model, load_items
+
+    with errors_to_messages():
+        predictor = load_predictor(model_dir)
+        items, _ = load_items(data, require_labels=True)
+        try:
+            metrics = evaluate_model(predictor, items)
+        except ValueError as exc:
+            fail(str(exc))
+        _print_metrics(metrics, f"model {predictor.version} on {data}")
+        if report:
+            with atomic_output(report) as stream:
+                json.dump(metrics, stream, ensure_ascii=False, indent=2)
+            console.print(f"Report written to {report}")
+
+
+@app.command()
+def predict(
+    input: Annotated[Path | None, typer.Option(help="items to score: JSONL, CSV, XLSX or Parquet")] = None,
+    output: Annotated[Path | None, typer.Option(help="JSONL results (default: standard output)")] = None,
+    text: Annotated[str | None, typer.Option(help="the text of one item")] = None,
+    title: Annotated[str | None, typer.Option(help="the title of that item")] = None,
+    model_dir: Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")] = None,
+) -> None:
+    """Score items from a file, from --text, or one item's text on standard input."""
+    from training import load_items
+
+    with errors_to_messages():
+        if input is not None and text is not None:
+            fail("give either --input or --text, not both")
+        if input is not None:
+            items = [item.as_input() for item in load_items(input)[0]]
+        elif text is not None:
+            items = [{"id": None, "title": title, "text": text}]
+        else:
+            if sys.stdin.isatty():
+                fail("give --input FILE, --text TEXT, or pipe an item's text to standard input")
+            items = [{"id": None, "title": title, "text": sys.stdin.read()}]
+        predictor = load_predictor(model_dir)
+        results = []
+        with progress_bar("scoring") as update:
+            for start in range(0, len(items), BATCH):
+                results += predictor.predict(items[start : start + BATCH])
+                update(f"{min(start + BATCH, len(items))} items", min(start + BATCH, len(items)), len(items))
+        lines = (json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
+        if output is None:
+            sys.stdout.writelines(lines)
+        else:
+            with atomic_output(output) as stream:
+                stream.writelines(lines)
+            console.print(f"{len(results)} results written to {output}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (XINXI_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (XINXI_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (XINXI_WORKERS)")] = None,
+) -> None:
+    """Start the API and the editor page, training the default model first if none exists."""
+    import uvicorn
+
+    settings = get_settings()
+    with errors_to_messages():
+        load_predictor(None)
+    console.print(f"Editor page: http://{host or settings.host}:{port or settings.port}/")
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the model versions in the data directory."""
+    reg = registry()
+    active = reg.active_id()
+    table = Table(title=f"models in {reg.models}")
+    for column in ("version", "created", "items", "macro F1", "kind acc.", "active"):
+        table.add_column(column)
+    for manifest in reg.versions():
+        cv = manifest.get("metrics", {}).get("cross_validation", {})
+        table.add_row(
+            manifest["version"], manifest.get("created_at", "?"), str(manifest["training_data"]["items"]),
+            f"{cv.get('topics', {}).get('macro_f1', float('nan')):.3f}",
+            f"{cv['kind']['accuracy']:.3f}" if "kind" in cv else "-",
+            "*" if manifest["version"] == active else "",
+        )
+    Console().print(table)
+
+
+@models_app.command("show")
+def models_show(version: Annotated[str | None, typer.Argument(help="version id (default: active)")] = None) -> None:
+    """Print a version's manifest."""
+    from model.artifact import read_manifest
+
+    with errors_to_messages():
+        reg = registry()
+        path = reg.path(version) if version else reg.active_path()
+        print(json.dumps(read_manifest(path), ensure_ascii=False, indent=2))
+
+
+@models_app.command("activate")
+def models_activate(version: Annotated[str, typer.Argument(help="version id to make active")]) -> None:
+    """Make a version the active one; running services pick it up without a restart."""
+    from model.artifact import load_bundle
+
+    with errors_to_messages():
+        reg = registry()
+        load_bundle(reg.path(version))
+        reg.activate(version)
+        console.print(f"{version} is now active")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,53 @@
+"""Settings of the service and the command line, from ``XINXI_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "xinxi"
+
+
+class Settings(BaseSettings):
+    """Every setting, documented in the README; read once per process by :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="XINXI_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="model versions, the SQLite file, job files")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir when unset")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated API keys")
+    predict_requires_key: bool = Field(default=False, description="require an API key for prediction too")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, description="largest accepted request body")
+    max_text_chars: int = Field(default=100_000, ge=100, description="longest accepted text of one item")
+    max_items: int = Field(default=100, ge=1, le=10_000, description="most items in one predict request")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="allowed origins; empty is off")
+    model_poll_seconds: float = Field(default=5.0, ge=0.0, description="how often the service looks for a new active model; 0 is never")
+    log_level: str = "info"
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'xinxi.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()
