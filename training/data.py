@@ -241,7 +241,7 @@ def parse_topics(value: Any) -> list[str]:
 
 
 def parse_kind(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if _isnan(value) or value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):
         raise ValueError(f"kind must be text, got {type(value).__name__}")
@@ -252,6 +252,8 @@ def parse_kind(value: Any) -> str | None:
 
 
 def _parse_adopted(value: Any) -> bool | None:
+    if _isnan(value):
+        return None
     if value is None or isinstance(value, bool):
         return value
     text = str(value).strip().lower()

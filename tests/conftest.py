@@ -1,0 +1,58 @@
+"""Shared fixtures: a small labelled corpus drawn from datasets/, and one tiny trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model import ModelRegistry, Predictor
+from training import DEFAULT_DATA, load_items
+from training.data import Item
+from training.trainer import train_version
+
+SMALL_SIZE = 300
+
+
+def small_items() -> list[Item]:
+    """A deterministic, evenly spread sample of the seed corpus (every k-th item)."""
+    items, _ = load_items(DEFAULT_DATA, require_labels=True)
+    step = max(len(items) // SMALL_SIZE, 1)
+    return items[::step][:SMALL_SIZE]
+
+
+def write_jsonl(items: list[Item], path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as stream:
+        for item in items:
+            record = {"id": item.id, "title": item.title, "text": item.text,
+                      "topics": item.topics, "kind": item.kind}
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[Item]:
+    return small_items()
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory, corpus: list[Item]) -> Path:
+    return write_jsonl(corpus, tmp_path_factory.mktemp("corpus") / "small.jsonl")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with one trained, active model version."""
+    return tmp_path_factory.mktemp("xinxi-data")
+
+
+@pytest.fixture(scope="session")
+def model_dir(data_dir: Path, corpus: list[Item]) -> Path:
+    """The active model of ``data_dir``, trained once per session on the small corpus."""
+    return train_version(corpus, registry=ModelRegistry(data_dir), seed=0, folds=3, min_examples=5)
+
+
+@pytest.fixture(scope="session")
+def predictor(model_dir: Path) -> Predictor:
+    return Predictor.load(model_dir)

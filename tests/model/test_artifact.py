@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model import ChecksumError, IncompatibleModelError, ModelNotFoundError, ModelRegistry, Predictor
+from model.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest, save_version
+
+
+@pytest.fixture()
+def copy(model_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / model_dir.name
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def test_manifest_records_what_the_model_depends_on(model_dir: Path) -> None:
+    manifest = read_manifest(model_dir)
+    for key in ("version", "created_at", "training_data", "labels", "thresholds", "metrics",
+                "libraries", "segmenter", "files", "hyperparameters", "seed"):
+        assert key in manifest, key
+    assert manifest["labels"]["topics"] == ["industry", "investment", "rural", "hot_issue", "emergency"]
+    assert manifest["segmenter"]["engine"] == "rjieba"
+    assert len(manifest["files"][MODEL_FILE]["sha256"]) == 64
+    assert manifest["training_data"]["items"] > 0 and len(manifest["training_data"]["sha256"]) == 64
+
+
+def test_changed_model_file_is_refused_before_loading(copy: Path) -> None:
+    with (copy / MODEL_FILE).open("r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ChecksumError, match="does not match the SHA-256"):
+        Predictor.load(copy)
+
+
+def test_other_scikit_learn_version_is_refused(copy: Path) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["libraries"]["scikit-learn"] = "0.24.2"
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IncompatibleModelError, match=r"scikit-learn 0.24.2 .* retrain"):
+        Predictor.load(copy)
+
+
+def test_missing_version_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no model version"):
+        Predictor.load(tmp_path / "nothing")
+    with pytest.raises(ModelNotFoundError, match="no active model"):
+        ModelRegistry(tmp_path).active_path()
+
+
+def test_save_then_load_gives_identical_scores(predictor: Predictor, tmp_path: Path, corpus) -> None:
+    manifest = {k: v for k, v in predictor.manifest.items() if k not in ("files", "version")}
+    again = Predictor.load(save_version(dict(predictor.bundle), manifest, tmp_path / "again"))
+    items = [item.as_input() for item in corpus[:20]]
+    assert [r.to_dict()["topics"] for r in again.predict(items)] == [
+        r.to_dict()["topics"] for r in predictor.predict(items)
+    ]
+
+
+def test_save_refuses_an_existing_directory_and_leaves_no_staging(predictor: Predictor, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(Exception, match="already exists"):
+        save_version(dict(predictor.bundle), {}, tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_crash_while_saving_leaves_no_half_version(tmp_path: Path) -> None:
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_version({"x": Unpicklable()}, {}, tmp_path / "v1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_activation_is_atomic_and_checked(model_dir: Path, tmp_path: Path) -> None:
+    registry = ModelRegistry(model_dir.parent.parent)
+    assert registry.active_id() == model_dir.name
+    with pytest.raises(ModelNotFoundError):
+        registry.activate("../escape")
+    assert [m["version"] for m in registry.versions()] == [model_dir.name]
+
+
+def test_model_package_never_imports_the_service_or_training() -> None:
+    code = (
+        "import sys, pkgutil, importlib, model\n"
+        "for m in pkgutil.iter_modules(model.__path__): importlib.import_module('model.' + m.name)\n"
+        "bad = [n for n in ('fastapi', 'pydantic_settings', 'service', 'training', 'uvicorn') if n in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model import InvalidItemError, Predictor
+from model.text import MAX_CHARS, join_document
+
+ITEM = {
+    "id": "t1",
+    "title": "我县召开招商引资项目推进会",
+    "text": "3月5日，县委召开招商引资工作推进会，副县长出席。会议要求各乡镇抓好在谈项目，确保签约项目尽快落地。",
+}
+
+
+def test_fast_path_equals_the_estimators_own_probabilities(predictor: Predictor, corpus) -> None:
+    items = [item.as_input() for item in corpus[:40]]
+    documents = [join_document(i["title"], i["text"]) for i in items]
+    topics = predictor.bundle["topics"].predict_proba(documents)
+    kind = predictor.bundle["kind"].predict_proba(documents)[:, 1]
+    results = predictor.predict(items)
+    ours = np.array([[t.probability for t in r.topics] for r in results])
+    np.testing.assert_allclose(ours, topics, atol=1e-4)
+    np.testing.assert_allclose([r.kind.analysis_probability for r in results], kind, atol=1e-4)
+
+
+def test_result_shape(predictor: Predictor) -> None:
+    result = predictor.predict([ITEM])[0].to_dict()
+    assert result["id"] == "t1"
+    assert [t["label"] for t in result["topics"]] == predictor.topic_labels
+    for topic in result["topics"]:
+        assert 0.0 <= topic["probability"] <= 1.0
+        assert isinstance(topic["selected"], bool)
+        assert all(isinstance(term, str) and len(term) >= 2 for term in topic["terms"])
+    assert result["kind"]["label"] in ("news", "analysis")
+    assert result["quality_score"] == round(100 * result["kind"]["analysis_probability"])
+    assert result["model_version"] == predictor.version
+
+
+def test_investment_item_is_tagged_with_its_terms(predictor: Predictor) -> None:
+    result = predictor.predict([ITEM])[0]
+    investment = next(t for t in result.topics if t.label == "investment")
+    assert investment.selected
+    assert any("招商" in term or "签约" in term or "项目" in term for term in investment.terms)
+    assert result.kind.label == "news"
+    assert result.suggestions, "a short news item should get suggestions"
+
+
+def test_predict_keeps_input_order(predictor: Predictor, corpus) -> None:
+    items = [{"id": item.id, "title": item.title, "text": item.text} for item in corpus[:25]]
+    assert [r.id for r in predictor.predict(items)] == [i["id"] for i in items]
+    singles = [predictor.predict([i])[0].quality_score for i in items[:5]]
+    assert singles == [r.quality_score for r in predictor.predict(items[:5])]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"id": "e", "text": ""}, r"item 1 \(id e\): text is empty"),
+        ({"id": "w", "text": " \n\t "}, r"text is empty"),
+        ({"id": "c", "text": "\x00\u200b<br/>"}, r"text is empty once control characters"),
+        ({"id": "m", "title": "只有标题"}, r"text is missing"),
+        ({"id": "n", "text": 12}, r"text must be a string, got int"),
+        ({"id": "t", "text": "正文", "title": 5}, r"title must be a string"),
+    ],
+)
+def test_bad_items_name_the_item(predictor: Predictor, item: dict, message: str) -> None:
+    with pytest.raises(InvalidItemError, match=message):
+        predictor.predict([item])
+
+
+def test_non_mapping_item(predictor: Predictor) -> None:
+    with pytest.raises(InvalidItemError, match="item 2: expected an object"):
+        predictor.predict([ITEM, "text"])
+
+
+def test_huge_text_is_truncated_with_a_warning(predictor: Predictor) -> None:
+    result = predictor.predict_one("县委召开会议。" * (MAX_CHARS // 7 + 500))
+    assert any(str(MAX_CHARS) in warning for warning in result.warnings)
+
+
+def test_text_without_chinese_gives_low_confidence(predictor: Predictor) -> None:
+    result = predictor.predict_one("Quarterly report 2024: output up 12% year on year.")
+    assert result.confidence == "low"
+    assert not any(t.selected for t in result.topics)
+    assert result.warnings
+
+
+def test_emoji_and_control_characters_do_not_crash(predictor: Predictor) -> None:
+    result = predictor.predict_one("🚒 4月2日凌晨，\x07某镇一民房发生火灾，消防救援队伍及时处置，无人员伤亡。🔥")
+    assert result.kind is not None and 0 <= result.quality_score <= 100

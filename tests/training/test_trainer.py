@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from model import Predictor
+from training import TrainingError, fit_model
+from training.data import Item
+from training.trainer import choose_thresholds
+
+
+def _probabilities(bundle: dict, items: list[Item]) -> np.ndarray:
+    predictor = Predictor(bundle, {"version": "test"})
+    results = predictor.predict([item.as_input() for item in items])
+    return np.array([[t.probability for t in r.topics] + [r.kind.analysis_probability] for r in results])
+
+
+def test_same_data_and_seed_give_the_same_model(corpus: list[Item]) -> None:
+    sample = corpus[:200]
+    first, manifest_a = fit_model(sample, seed=3, folds=3, min_examples=5)
+    second, manifest_b = fit_model(sample, seed=3, folds=3, min_examples=5)
+    assert manifest_a["thresholds"] == manifest_b["thresholds"]
+    assert manifest_a["metrics"] == manifest_b["metrics"]
+    np.testing.assert_array_equal(_probabilities(first, corpus[200:260]), _probabilities(second, corpus[200:260]))
+
+
+def test_unknown_labels_are_refused_by_name(corpus: list[Item]) -> None:
+    items = list(corpus[:60]) + [Item(id="x9", text="某条信息", topics=["sports"], kind="news", row=61)]
+    with pytest.raises(TrainingError, match=r"unknown labels: 'sports' \(first at row 61, id x9\).*--labels auto"):
+        fit_model(items, folds=3)
+
+
+def test_too_few_examples_are_refused_by_label(corpus: list[Item]) -> None:
+    items = [Item(id=i.id, text=i.text, title=i.title, kind=i.kind,
+                  topics=[t for t in i.topics if t != "emergency"]) for i in corpus[:80]]
+    items[0].topics = ["emergency"]
+    with pytest.raises(TrainingError, match=r"emergency has 1 items \(at least 8 needed\)"):
+        fit_model(items, folds=3)
+
+
+def test_thresholds_maximise_f1() -> None:
+    truth = np.array([[1], [1], [0], [0], [0]])
+    probabilities = np.array([[0.9], [0.35], [0.3], [0.1], [0.05]])
+    assert 0.3 < choose_thresholds(truth, probabilities)[0] <= 0.35
+
+
+def test_single_label_multiclass_corpus_with_its_own_labels() -> None:
+    words = {"财经": "股市 银行 利率 基金 证券 汇率", "体育": "球队 比赛 冠军 进球 联赛 教练",
+             "科技": "芯片 手机 软件 人工智能 算法 网络"}
+    items = []
+    for label, vocabulary in words.items():
+        terms = vocabulary.split()
+        for n in range(24):
+            text = "，".join(terms[(n + k) % len(terms)] for k in range(4)) + f"，第{n}条消息。"
+            items.append(Item(id=f"{label}{n}", text=text, topics=[label]))
+    bundle, manifest = fit_model(items, labels="auto", folds=3, min_examples=5)
+    assert manifest["mode"] == "multiclass" and bundle["kind"] is None
+    result = Predictor(bundle, manifest).predict_one("芯片 算法 软件 发布")
+    assert [t.label for t in result.topics if t.selected] == ["科技"]
+    assert result.quality_score is None
+
+
+def test_end_to_end_train_evaluate_predict_from_the_command_line(
+    corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.cli import app
+    from service.settings import get_settings
+
+    monkeypatch.setenv("XINXI_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    out = tmp_path / "v1"
+    result = runner.invoke(app, ["train", "--data", str(corpus_file), "--out", str(out), "--folds", "3"])
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").is_file()
+
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(corpus_file), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(report.read_text(encoding="utf-8"))
+    assert metrics["topics"]["macro_f1"] > 0.8 and metrics["kind"]["accuracy"] > 0.8
+
+    predictions = tmp_path / "predictions.jsonl"
+    result = runner.invoke(app, ["predict", "--model", str(out), "--input", str(corpus_file), "--output", str(predictions)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
+    source = [json.loads(line) for line in corpus_file.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == [s["id"] for s in source]
+    assert {"topics", "kind", "quality_score", "suggestions", "warnings"} <= set(lines[0])
+
+    result = runner.invoke(app, ["predict", "--model", str(out), "--text", "", "--title", "空"])
+    assert result.exit_code == 2 and "text is empty" in result.output
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "好"}\n{oops\n', encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model", str(out), "--input", str(broken), "--output", str(predictions)])
+    assert result.exit_code == 2 and "row 2: not valid JSON" in result.output
+    assert len(predictions.read_text(encoding="utf-8").splitlines()) == len(source), "old output kept whole"
+    get_settings.cache_clear()
