@@ -1,0 +1,128 @@
+"""The model the service answers with, kept in step with the registry's ACTIVE pointer.
+
+A background thread loads the active version at start-up and then looks at the
+pointer every ``model_poll_seconds``; a new version is loaded, warmed and
+swapped in by one assignment, so requests in flight finish on the model they
+started with and no request ever sees a half-loaded one. Until the first
+model is in, :meth:`ActiveModel.get` raises ``ModelNotLoadedError`` (503).
+If a new version fails to load, the old one keeps serving and the failure is
+logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from model import ModelRegistry, Predictor, XinxiError
+from service.errors import ModelNotLoadedError
+
+log = logging.getLogger("xinxi.service")
+
+WARM_UP_ITEM = {
+    "id": "warm-up",
+    "title": "某县召开招商引资工作推进会",
+    "text": "3月5日，某县召开招商引资暨乡村振兴工作推进会，总结一季度工作，分析存在问题，部署下一步任务。",
+}
+
+
+class ActiveModel:
+    """Holds the loaded :class:`Predictor` and replaces it when the active version changes."""
+
+    def __init__(self, registry: ModelRegistry, poll_seconds: float, metrics: Any = None) -> None:
+        self.registry = registry
+        self.poll_seconds = poll_seconds
+        self.metrics = metrics
+        self._predictor: Predictor | None = None
+        self._state = "loading"
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> str:
+        """``loading``, ``ready``, ``missing`` (no active version) or ``failed``."""
+        return self._state
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self._predictor
+
+    def get(self) -> Predictor:
+        """The loaded predictor, or ``ModelNotLoadedError`` while there is none."""
+        predictor = self._predictor
+        if predictor is not None:
+            return predictor
+        if self._state == "missing":
+            raise ModelNotLoadedError(
+                "no model has been activated yet; train one with `xinxi train`",
+                "尚无可用模型，请先用 `xinxi train` 训练",
+            )
+        if self._state == "failed":
+            raise ModelNotLoadedError(
+                "the active model could not be loaded; see the server log", "当前模型加载失败，请查看服务日志"
+            )
+        raise ModelNotLoadedError(
+            "the model is still loading; retry in a few seconds", "模型正在加载，请几秒后重试"
+        )
+
+    def start(self) -> None:
+        """Load in the background, then keep polling; returns at once so the server can answer 503s."""
+        self._thread = threading.Thread(target=self._run, name="xinxi-model", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        self.refresh()
+        while self.poll_seconds > 0 and not self._stop.wait(self.poll_seconds):
+            self.refresh()
+
+    def refresh(self) -> bool:
+        """Load the active version if it is not the one serving; True when a new model was swapped in."""
+        with self._lock:
+            try:
+                version = self.registry.active_id()
+            except OSError as exc:
+                log.error("cannot read the active model pointer: %s", exc)
+                return False
+            current = self._predictor.version if self._predictor is not None else None
+            if version is None:
+                if current is None:
+                    self._state = "missing"
+                return False
+            if version == current or version == self._failed:
+                return False
+            started = time.perf_counter()
+            try:
+                predictor = Predictor.load(self.registry.active_path())
+                predictor.predict([WARM_UP_ITEM])
+            except (XinxiError, OSError, ValueError, TypeError) as exc:
+                self._failed = version
+                if current is None:
+                    self._state = "failed"
+                log.error("could not load model %s (still serving %s): %s", version, current or "none", exc)
+                if self.metrics is not None:
+                    self.metrics.model_swaps.labels("failed").inc()
+                return False
+            self._predictor = predictor
+            self._failed = None
+            self._state = "ready"
+            self.ready.set()
+            if self.metrics is not None:
+                self.metrics.model_swaps.labels("loaded").inc()
+                self.metrics.model_loaded.set(1)
+            log.info(
+                "serving model %s (loaded in %.2f s, was %s)",
+                version,
+                time.perf_counter() - started,
+                current or "none",
+            )
+            return True

@@ -1,0 +1,55 @@
+"""POST /v1/predict: topics, kind and quality score of 1 to 100 items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from service.dependencies import BatcherDep, MetricsDep, SettingsDep
+from service.errors import TextTooLongError, TooManyItemsError
+from service.schemas import PredictRequest, PredictResponse
+from service.security import require_predict_key
+
+router = APIRouter(prefix="/v1", tags=["predict"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "API key required (when XINXI_PREDICT_REQUIRES_KEY is set) or wrong"},
+    413: {"description": "body over XINXI_MAX_BODY_BYTES, or a text over XINXI_MAX_TEXT_CHARS"},
+    422: {"description": "invalid input: empty or non-string text, too many items, unknown shape"},
+    503: {"description": "no model loaded yet"},
+}
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ERRORS,
+    dependencies=[Depends(require_predict_key)],
+    summary="预测主题与类型 / score items",
+)
+async def predict(
+    body: PredictRequest, settings: SettingsDep, batcher: BatcherDep, metrics: MetricsDep
+) -> Any:
+    """Topics with probabilities, 动态类/综合类 with the quality score 0-100, key terms and suggestions."""
+    if len(body.items) > settings.max_items:
+        raise TooManyItemsError(
+            f"{len(body.items)} items in one request; the limit is {settings.max_items}",
+            f"一次最多提交 {settings.max_items} 条，本次 {len(body.items)} 条",
+        )
+    items = []
+    for position, item in enumerate(body.items, start=1):
+        if len(item.text) > settings.max_text_chars:
+            raise TextTooLongError(
+                f"item {position}: text has {len(item.text)} characters; "
+                f"the limit is {settings.max_text_chars}",
+                f"第 {position} 条正文 {len(item.text)} 字，超过上限 {settings.max_text_chars} 字",
+            )
+        items.append(
+            {"id": None if item.id is None else str(item.id), "title": item.title, "text": item.text}
+        )
+    # Scoring is CPU-bound; the batcher runs it on its own thread, so this handler only awaits.
+    predictions = await batcher.predict(items)
+    metrics.observe_predictions(predictions)
+    version = predictions[0].model_version if predictions else None
+    return {"model_version": version or "unknown", "results": [p.to_dict() for p in predictions]}

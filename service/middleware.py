@@ -1,0 +1,73 @@
+"""The outermost ASGI middleware: request id, metrics, and the last line against stack traces.
+
+Written as plain ASGI (not ``BaseHTTPMiddleware``) because it runs on every
+request and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import REQUEST_ID_HEADER, internal_error_response
+from service.metrics import Metrics
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == _HEADER:
+            text = value.decode("latin-1")
+            # A client's id is kept only when it cannot inject anything into logs or headers.
+            return text if _SAFE_ID.match(text) else None
+    return None
+
+
+class RequestMiddleware:
+    """Give every request an id (the client's ``X-Request-ID`` if sane), time it, count it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        header = (_HEADER, request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0] != _HEADER]
+                headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # the handlers missed it: answer 500 without details
+            if response_started:
+                raise
+            response = internal_error_response(
+                request_id, exc, scope.get("method", "?"), scope.get("path", "?")
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(
+                scope.get("method", "?"), path, status, time.perf_counter() - started
+            )

@@ -1,0 +1,166 @@
+"""Request and response models of the API, with their limits and Chinese examples."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_ITEM = {
+    "id": "2024-0312",
+    "title": "青溪县多措并举推动招商引资提质增效",
+    "text": (
+        "今年以来，青溪县坚持把招商引资作为经济工作的“一号工程”。一是强化产业链招商，围绕农产品加工、"
+        "新型建材两条主导产业链，梳理缺链补链项目28个；二是创新以商招商，依托在外青溪商会举办推介会3场，"
+        "签约项目12个、总投资36.5亿元；三是优化营商环境，推行项目审批“一窗受理”，平均审批时限压缩40%。"
+        "目前仍存在项目落地慢、要素保障不足等问题，下一步将建立在谈项目台账，实行县级领导包联。"
+    ),
+}
+
+EXAMPLE_RESULT = {
+    "id": "2024-0312",
+    "topics": [
+        {
+            "label": "industry",
+            "name": "产业发展",
+            "probability": 0.41,
+            "selected": False,
+            "terms": ["产业链"],
+        },
+        {
+            "label": "investment",
+            "name": "招商引资",
+            "probability": 0.97,
+            "selected": True,
+            "terms": ["招商", "签约", "以商招商"],
+        },
+        {"label": "rural", "name": "农村发展", "probability": 0.08, "selected": False, "terms": []},
+        {"label": "hot_issue", "name": "热点难点", "probability": 0.02, "selected": False, "terms": []},
+        {"label": "emergency", "name": "突发事件", "probability": 0.01, "selected": False, "terms": []},
+    ],
+    "kind": {
+        "label": "analysis",
+        "name": "综合类",
+        "probability": 0.93,
+        "analysis_probability": 0.93,
+        "terms": ["一是", "存在", "下一步"],
+    },
+    "quality_score": 93,
+    "grade": "综合类",
+    "suggestions": [],
+    "warnings": [],
+    "confidence": "normal",
+    "model_version": "20240601-101500-ab12",
+}
+
+
+class ItemIn(BaseModel):
+    """One item to score. Other fields (unit, date...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_ITEM]})
+
+    id: Annotated[str, Field(max_length=200)] | int | None = Field(
+        default=None, description="the caller's id, echoed back"
+    )
+    title: str | None = Field(default=None, description="标题", max_length=1000)
+    text: str = Field(
+        description="正文; longer than 20,000 characters is truncated with a warning", min_length=1
+    )
+
+
+class PredictRequest(BaseModel):
+    """One request: 1 to ``XINXI_MAX_ITEMS`` (default 100) items."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [EXAMPLE_ITEM]}]})
+
+    items: list[ItemIn] = Field(min_length=1, max_length=10_000, description="items to score")
+
+
+class TopicOut(BaseModel):
+    label: str
+    name: str = Field(description="中文名")
+    probability: float = Field(ge=0, le=1)
+    selected: bool = Field(description="predicted as a main subject of the item")
+    terms: list[str] = Field(description="words of this text that pushed hardest towards the label")
+
+
+class KindOut(BaseModel):
+    label: str = Field(description="news (动态类) or analysis (综合类)")
+    name: str
+    probability: float = Field(ge=0, le=1, description="probability of the chosen kind")
+    analysis_probability: float = Field(ge=0, le=1)
+    terms: list[str]
+
+
+class PredictionOut(BaseModel):
+    """The result shape of `xinxi predict`."""
+
+    id: str | None
+    topics: list[TopicOut]
+    kind: KindOut | None
+    quality_score: int | None = Field(description="0-100, the probability of 综合类 in percent")
+    grade: str | None = Field(description="动态类 or 综合类")
+    suggestions: list[str]
+    warnings: list[str]
+    confidence: str = Field(description="'low' when the text has no Chinese")
+    model_version: str | None
+
+
+class PredictResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"model_version": "20240601-101500-ab12", "results": [EXAMPLE_RESULT]}]
+        }
+    )
+
+    model_version: str
+    results: list[PredictionOut]
+
+
+class LabelOut(BaseModel):
+    label: str
+    name: str
+    definition: str
+
+
+class TaxonomyOut(BaseModel):
+    topics: list[LabelOut] = Field(description="topics of the loaded model (ANNOTATION.md's by default)")
+    kinds: list[LabelOut]
+    multi_label: bool = Field(description="whether an item can have several topics (and none)")
+
+
+class ModelOut(BaseModel):
+    version: str
+    created_at: str | None
+    active: bool
+    mode: str | None = None
+    labels: dict[str, list[str]] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    segmenter: dict[str, Any] = Field(default_factory=dict)
+    libraries: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSummary(BaseModel):
+    version: str
+    created_at: str | None
+    active: bool
+    items: int | None = Field(description="training items")
+
+
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": "20240601-101500-ab12"}]})
+
+    version: str = Field(min_length=1, max_length=200)
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    model_version: str | None
+    model_state: str
+    store: str
