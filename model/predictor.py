@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from scipy.special import expit
 
 from model.artifact import load_bundle
 from model.errors import InvalidItemError
-from model.features import structure_counts
+from model.features import CompiledFeatures
 from model.labels import KINDS, describe
 from model.suggestions import suggest
 from model.text import MAX_CHARS, has_chinese, join_document, normalize, use_engine
@@ -67,7 +68,7 @@ class Prediction:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _LinearHead:
     """A calibrated linear classifier read out of scikit-learn estimators."""
 
@@ -76,8 +77,13 @@ class _LinearHead:
     slopes: np.ndarray  # sigmoid a_ per label
     offsets: np.ndarray  # sigmoid b_ per label
 
+    @cached_property
+    def _columns(self) -> np.ndarray:
+        """Weights as (features x labels), contiguous, so the product never copies them."""
+        return np.ascontiguousarray(self.weights.T)
+
     def probabilities(self, features: sparse.csr_matrix) -> np.ndarray:
-        scores = np.asarray(features @ self.weights.T) + self.intercepts
+        scores = np.asarray(features @ self._columns) + self.intercepts
         return expit(-(self.slopes * scores + self.offsets))
 
 
@@ -129,6 +135,7 @@ class Predictor:
         self.thresholds = np.asarray(bundle["thresholds"], dtype=np.float64)
         topics = bundle["topics"]
         self.features = topics.named_steps["features"]
+        self._compiled = CompiledFeatures(self.features)
         self._topics = _linear_head(topics.named_steps["classifier"].estimators_)
         kind = bundle.get("kind")
         self._kind = None
@@ -137,6 +144,12 @@ class Predictor:
                 raise TypeError("the kind head must share the topic head's features step")
             self._kind = _linear_head([kind.named_steps["classifier"]])
         self._term_names, self._term_mask = self._explainable_terms()
+        # Every head's weights in one array, so terms for all heads come from one gather.
+        self._explain_weights = self._topics.weights
+        self._explain_signs = -np.sign(self._topics.slopes)
+        if self._kind is not None:
+            self._explain_weights = np.vstack([self._topics.weights, self._kind.weights])
+            self._explain_signs = np.append(self._explain_signs, -np.sign(self._kind.slopes[0]))
 
     @classmethod
     def load(cls, directory: str | Path) -> Predictor:
@@ -168,21 +181,34 @@ class Predictor:
                 mask.append(len(display) >= 2 and not spans_gap)
         return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
-    def _top_terms(self, row: sparse.csr_matrix, weights: np.ndarray, sign: float) -> list[str]:
-        indices = row.indices
+    def _explainable(self, row: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The entries of a row that can be shown as terms (words, and n-grams of 2+ characters)."""
+        indices, values = row
+        keep = self._term_mask[indices]
+        return indices[keep], values[keep]
+
+    def _top_terms(self, row: tuple[np.ndarray, np.ndarray], weights: np.ndarray, signs: np.ndarray) -> list[list[str]]:
+        """For each head, the terms of this text that pushed hardest towards it (largest x * w)."""
+        indices, values = row
         if indices.size == 0:
-            return []
-        contributions = sign * row.data * weights[indices]
-        keep = (contributions > 0) & self._term_mask[indices]
-        order = np.argsort(-contributions[keep], kind="stable")
-        terms: list[str] = []
-        for index in indices[keep][order]:
-            term = self._term_names[index]
-            if term and not any(term in kept or kept in term for kept in terms):
-                terms.append(term)
-            if len(terms) == TOP_TERMS:
-                break
-        return terms
+            return [[] for _ in signs]
+        contributions = (weights[:, indices] * values) * signs[:, None]
+        candidates = min(4 * TOP_TERMS, indices.size)
+        best_per_head = np.argpartition(-contributions, candidates - 1, axis=1)[:, :candidates]
+        found = []
+        for head, best in enumerate(best_per_head):
+            scores = contributions[head, best]
+            terms: list[str] = []
+            for position in best[np.argsort(-scores, kind="stable")]:
+                if contributions[head, position] <= 0:
+                    break
+                term = self._term_names[indices[position]]
+                if not any(term in kept or kept in term for kept in terms):
+                    terms.append(term)
+                    if len(terms) == TOP_TERMS:
+                        break
+            found.append(terms)
+        return found
 
     def predict(self, items: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Score items given as mappings with ``text`` and optional ``id`` and ``title``.
@@ -201,12 +227,12 @@ class Predictor:
             ids.append(None if item.get("id") is None else str(item.get("id")))
         if not documents:
             return []
-        matrix = sparse.csr_matrix(self.features.transform(documents))
+        matrix, counts = self._compiled.transform(documents)
         topic_probabilities = self._topics.probabilities(matrix)
         kind_probabilities = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
         return [
             self._result(
-                ids[i], documents[i], matrix[i], topic_probabilities[i],
+                ids[i], documents[i], _row(matrix, i), counts[i], topic_probabilities[i],
                 None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i],
             )
             for i in range(len(documents))
@@ -220,12 +246,14 @@ class Predictor:
         self,
         item_id: str | None,
         document: str,
-        row: sparse.csr_matrix,
+        row: tuple[np.ndarray, np.ndarray],
+        counts: dict[str, int],
         probabilities: np.ndarray,
         analysis: float | None,
         warnings: list[str],
     ) -> Prediction:
         chinese = has_chinese(document)
+        row = self._explainable(row)
         if self.mode == "multiclass":
             selected = np.zeros(len(probabilities), dtype=bool)
             selected[int(np.argmax(probabilities))] = True
@@ -234,13 +262,20 @@ class Predictor:
         if not chinese:
             selected[:] = False
             warnings.append("文本不含中文，结果可信度低 (no Chinese text: low confidence)")
+        analysis_head = self._kind is not None and analysis is not None
+        signs = self._explain_signs
+        if analysis_head and analysis is not None and analysis < 0.5:
+            # For a news item, show the terms that pushed towards news.
+            signs = signs.copy()
+            signs[-1] = -signs[-1]
+        terms = self._top_terms(row, self._explain_weights, signs)
         topics = [
             TopicScore(
                 label=label,
                 name=describe(label).name,
                 probability=round(float(probabilities[j]), 4),
                 selected=bool(selected[j]),
-                terms=self._top_terms(row, self._topics.weights[j], -np.sign(self._topics.slopes[j])),
+                terms=terms[j],
             )
             for j, label in enumerate(self.topic_labels)
         ]
@@ -248,19 +283,18 @@ class Predictor:
         score = None
         grade = None
         suggestions: list[str] = []
-        if analysis is not None and self._kind is not None:
+        if analysis_head and analysis is not None:
             chosen = KINDS[1] if analysis >= 0.5 else KINDS[0]
-            sign = -np.sign(self._kind.slopes[0]) * (1 if chosen.label == "analysis" else -1)
             kind = KindScore(
                 label=chosen.label,
                 name=chosen.name,
                 probability=round(analysis if chosen.label == "analysis" else 1 - analysis, 4),
                 analysis_probability=round(analysis, 4),
-                terms=self._top_terms(row, self._kind.weights[0], sign),
+                terms=terms[-1],
             )
             score = int(round(100 * analysis))
             grade = chosen.name
-            suggestions = suggest(structure_counts(document), score)
+            suggestions = suggest(counts, score)
         return Prediction(
             id=item_id,
             topics=topics,
@@ -272,6 +306,12 @@ class Predictor:
             confidence="normal" if chinese else "low",
             model_version=self.version,
         )
+
+
+def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of row ``i`` of a CSR matrix, without building a matrix for it."""
+    start, end = matrix.indptr[i], matrix.indptr[i + 1]
+    return matrix.indices[start:end], matrix.data[start:end]
 
 
 def _prepare(item: Any, position: int) -> tuple[str, list[str]]:

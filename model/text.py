@@ -197,11 +197,20 @@ def cut(text: str, engine: str | None = None) -> list[str]:
     return segmenter(engine or _active_engine).cut(text, False)
 
 
+_KEEP: dict[str, bool] = {}
+_KEEP_LIMIT = 500_000
+
+
+def _keep(token: str) -> bool:
+    """Whether a token is a word feature; memoised, since the same tokens recur endlessly."""
+    kept = _KEEP.get(token)
+    if kept is None:
+        if len(_KEEP) > _KEEP_LIMIT:
+            _KEEP.clear()
+        kept = _KEEP[token] = token not in stop_words() and _WORDLIKE.search(token) is not None
+    return kept
+
+
 def word_tokens(document: str) -> list[str]:
     """Tokens for word features: words with a Chinese character or a letter, no stop words."""
-    stops = stop_words()
-    return [
-        token
-        for token in segmenter(_active_engine).cut(document, False)
-        if token not in stops and _WORDLIKE.search(token)
-    ]
+    return [token for token in segmenter(_active_engine).cut(document, False) if _keep(token)]

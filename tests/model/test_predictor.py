@@ -89,3 +89,10 @@ def test_text_without_chinese_gives_low_confidence(predictor: Predictor) -> None
 def test_emoji_and_control_characters_do_not_crash(predictor: Predictor) -> None:
     result = predictor.predict_one("🚒 4月2日凌晨，\x07某镇一民房发生火灾，消防救援队伍及时处置，无人员伤亡。🔥")
     assert result.kind is not None and 0 <= result.quality_score <= 100
+
+
+def test_compiled_features_equal_the_fitted_union(predictor: Predictor, corpus) -> None:
+    documents = [join_document(i.title, i.text) for i in corpus[:60]] + ["", "no Chinese 123", "单字"]
+    ours, _ = predictor._compiled.transform(documents)
+    theirs = predictor.features.transform(documents)
+    np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-5, atol=1e-6)
