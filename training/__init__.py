@@ -4,7 +4,7 @@ from pathlib import Path
 
 from training.data import DataFileError, Item, load_items
 from training.evaluate import evaluate_model
-from training.trainer import TrainingError, fit_model, train_version
+from training.trainer import TrainingError, ensure_active_model, fit_model, train_version
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "datasets" / "seed"
 """The hand-written seed corpus the default model is trained on."""
@@ -15,6 +15,7 @@ __all__ = [
     "Item",
     "TrainingError",
     "evaluate_model",
+    "ensure_active_model",
     "fit_model",
     "load_items",
     "train_version",

@@ -8,6 +8,7 @@ same items and seed give the same model, to the last digit.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from collections import Counter
@@ -286,3 +287,25 @@ def train_version(
     if activate:
         registry.activate(version)
     return directory
+
+
+def ensure_active_model(
+    registry: ModelRegistry, data: Path, progress: Progress = _quiet, **fit_options: Any
+) -> Path:
+    """The active model's directory, training the default one from ``data`` if there is none.
+
+    A lock file in the registry makes concurrent callers (several service
+    workers starting at once) wait for one training instead of each running
+    their own.
+    """
+    if registry.active_id() is not None:
+        return registry.active_path()
+    registry.models.mkdir(parents=True, exist_ok=True)
+    with (registry.models / ".train.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if registry.active_id() is not None:
+            return registry.active_path()
+        from training.data import load_items
+
+        items, _ = load_items(data, require_labels=True)
+        return train_version(items, registry=registry, data_source=str(data), progress=progress, **fit_options)
