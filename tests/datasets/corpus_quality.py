@@ -23,7 +23,7 @@ from scipy import sparse
 
 TOPICS = ("industry", "investment", "rural", "hot_issue", "emergency")
 KINDS = ("news", "analysis")
-ID_PATTERN = re.compile(r"^seed-\d{4,5}$")
+ID_PATTERN = re.compile(r"^(seed-\d{4,5}|hold-\d{3,4})$")
 DATE_PATTERN = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 SENTENCE_SPLIT = re.compile(r"[。！？；!?;\n]+")
 
