@@ -11,6 +11,7 @@ logged once.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -66,9 +67,7 @@ class ActiveModel:
             raise ModelNotLoadedError(
                 "the active model could not be loaded; see the server log", "当前模型加载失败，请查看服务日志"
             )
-        raise ModelNotLoadedError(
-            "the model is still loading; retry in a few seconds", "模型正在加载，请几秒后重试"
-        )
+        raise ModelNotLoadedError("the model is still loading; retry in a few seconds", "模型正在加载，请几秒后重试")
 
     def start(self) -> None:
         """Load in the background, then keep polling; returns at once so the server can answer 503s."""
@@ -113,6 +112,7 @@ class ActiveModel:
                     self.metrics.model_swaps.labels("failed").inc()
                 return False
             self._predictor = predictor
+            _freeze_long_lived_objects()
             self._failed = None
             self._state = "ready"
             self.ready.set()
@@ -126,3 +126,16 @@ class ActiveModel:
                 current or "none",
             )
             return True
+
+
+def _freeze_long_lived_objects() -> None:
+    """Keep the model's ~100,000 objects out of the garbage collector's full passes.
+
+    A full collection over a loaded model takes ~70 ms, which every request in
+    flight would wait for; the model lives until it is replaced, so it is
+    moved to the permanent generation. Unfreezing first lets a replaced model
+    be collected.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -15,27 +15,27 @@ from service.settings import Settings
 from service.store import Store
 
 
-def get_active_model(request: Request) -> ActiveModel:
+async def get_active_model(request: Request) -> ActiveModel:
     active: ActiveModel = request.app.state.active_model
     return active
 
 
-def get_predictor(active: Annotated[ActiveModel, Depends(get_active_model)]) -> Predictor:
+async def get_predictor(active: Annotated[ActiveModel, Depends(get_active_model)]) -> Predictor:
     """The loaded predictor; 503 ``model_not_loaded`` while there is none."""
     return active.get()
 
 
-def get_batcher(request: Request) -> PredictionBatcher:
+async def get_batcher(request: Request) -> PredictionBatcher:
     batcher: PredictionBatcher = request.app.state.batcher
     return batcher
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

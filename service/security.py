@@ -37,13 +37,13 @@ def key_is_valid(token: str, settings: Settings) -> bool:
     return matched
 
 
-def settings_of(request: Request) -> Settings:
+async def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def require_api_key(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> None:
-    """Dependency of every endpoint that changes state."""
+async def require_api_key(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> None:
+    """Dependency of every endpoint that changes state (async: trivial work, no thread hop)."""
     if not settings.api_keys:
         raise UnauthorizedError(
             "this endpoint needs an API key, but none is configured on the server (set XINXI_API_KEYS)",
@@ -54,10 +54,10 @@ def require_api_key(request: Request, settings: Annotated[Settings, Depends(sett
         raise UnauthorizedError()
 
 
-def require_predict_key(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> None:
+async def require_predict_key(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> None:
     """Dependency of the prediction endpoint: keyed only when the setting says so."""
     if settings.predict_requires_key:
-        require_api_key(request, settings)
+        await require_api_key(request, settings)
 
 
 class BodyTooLarge(HTTPException):

@@ -35,8 +35,7 @@ def readyz(active: ActiveModelDep, store: StoreDep) -> ReadyOut:
             problems.append({"check": "store", "state": "unreachable"})
         raise NotReadyError(
             "not ready: " + ", ".join(f"{p['check']} {p['state']}" for p in problems),
-            "服务尚未就绪："
-            + "，".join("模型未加载" if p["check"] == "model" else "数据库不可达" for p in problems),
+            "服务尚未就绪：" + "，".join("模型未加载" if p["check"] == "model" else "数据库不可达" for p in problems),
             details=problems,
         )
     return ReadyOut(status="ready", model_version=predictor.version, model_state=active.state, store="ok")

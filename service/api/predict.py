@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from service.dependencies import BatcherDep, MetricsDep, SettingsDep
 from service.errors import TextTooLongError, TooManyItemsError
-from service.schemas import PredictRequest, PredictResponse
+from service.schemas import PredictionOut, PredictRequest, PredictResponse
 from service.security import require_predict_key
 
 router = APIRouter(prefix="/v1", tags=["predict"])
@@ -28,9 +28,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     dependencies=[Depends(require_predict_key)],
     summary="预测主题与类型 / score items",
 )
-async def predict(
-    body: PredictRequest, settings: SettingsDep, batcher: BatcherDep, metrics: MetricsDep
-) -> Any:
+async def predict(body: PredictRequest, settings: SettingsDep, batcher: BatcherDep, metrics: MetricsDep) -> Any:
     """Topics with probabilities, 动态类/综合类 with the quality score 0-100, key terms and suggestions."""
     if len(body.items) > settings.max_items:
         raise TooManyItemsError(
@@ -41,15 +39,14 @@ async def predict(
     for position, item in enumerate(body.items, start=1):
         if len(item.text) > settings.max_text_chars:
             raise TextTooLongError(
-                f"item {position}: text has {len(item.text)} characters; "
-                f"the limit is {settings.max_text_chars}",
+                f"item {position}: text has {len(item.text)} characters; the limit is {settings.max_text_chars}",
                 f"第 {position} 条正文 {len(item.text)} 字，超过上限 {settings.max_text_chars} 字",
             )
-        items.append(
-            {"id": None if item.id is None else str(item.id), "title": item.title, "text": item.text}
-        )
+        items.append({"id": None if item.id is None else str(item.id), "title": item.title, "text": item.text})
     # Scoring is CPU-bound; the batcher runs it on its own thread, so this handler only awaits.
     predictions = await batcher.predict(items)
     metrics.observe_predictions(predictions)
     version = predictions[0].model_version if predictions else None
-    return {"model_version": version or "unknown", "results": [p.to_dict() for p in predictions]}
+    # Read straight from the dataclasses (pydantic-core), ~10x cheaper than Prediction.to_dict's deep copy.
+    results = [PredictionOut.model_validate(p, from_attributes=True) for p in predictions]
+    return PredictResponse(model_version=version or "unknown", results=results)
