@@ -163,7 +163,14 @@ class Predictor:
         return self._kind is not None
 
     def _explainable_terms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Display names of word features (and char n-grams of 2+ characters)."""
+        """Display names of the features that may be shown as terms.
+
+        Words (and word bigrams, shown without the space) of two or more
+        characters are what an editor can read; character n-grams are used
+        only by a model that has no word features.
+        """
+        blocks = [name for name, _ in self.features.transformer_list]
+        shown = "words" if "words" in blocks else "chars"
         names: list[str] = []
         mask: list[bool] = []
         for block, transformer in self.features.transformer_list:
@@ -172,13 +179,11 @@ class Predictor:
                 names += [""] * count
                 mask += [False] * count
                 continue
-            vocabulary = transformer.get_feature_names_out()
-            for term in vocabulary:
+            for term in transformer.get_feature_names_out():
                 # A character n-gram with a space spans punctuation or digits: not a term.
-                spans_gap = block == "chars" and " " in str(term)
                 display = str(term).replace(" ", "")
                 names.append(display)
-                mask.append(len(display) >= 2 and not spans_gap)
+                mask.append(block == shown and len(display) >= 2 and not (block == "chars" and " " in str(term)))
         return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
     def _explainable(self, row: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -188,21 +193,28 @@ class Predictor:
         return indices[keep], values[keep]
 
     def _top_terms(self, row: tuple[np.ndarray, np.ndarray], weights: np.ndarray, signs: np.ndarray) -> list[list[str]]:
-        """For each head, the terms of this text that pushed hardest towards it (largest x * w)."""
+        """For each head, the terms of this text that pushed hardest towards it (largest x * w).
+
+        All heads are ranked in a few whole-array numpy calls; only the short
+        candidate lists are walked in Python, to drop overlapping terms.
+        """
         indices, values = row
         if indices.size == 0:
             return [[] for _ in signs]
         contributions = (weights[:, indices] * values) * signs[:, None]
-        candidates = min(4 * TOP_TERMS, indices.size)
-        best_per_head = np.argpartition(-contributions, candidates - 1, axis=1)[:, :candidates]
+        candidates = min(3 * TOP_TERMS, indices.size)
+        best = np.argpartition(-contributions, candidates - 1, axis=1)[:, :candidates]
+        scores = np.take_along_axis(contributions, best, axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)
+        positive = (np.take_along_axis(scores, order, axis=1) > 0).tolist()
+        names = self._term_names[indices[best]].tolist()
         found = []
-        for head, best in enumerate(best_per_head):
-            scores = contributions[head, best]
+        for head_names, head_positive in zip(names, positive, strict=True):
             terms: list[str] = []
-            for position in best[np.argsort(-scores, kind="stable")]:
-                if contributions[head, position] <= 0:
+            for term, keep in zip(head_names, head_positive, strict=True):
+                if not keep:
                     break
-                term = self._term_names[indices[position]]
                 if not any(term in kept or kept in term for kept in terms):
                     terms.append(term)
                     if len(terms) == TOP_TERMS:

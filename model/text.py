@@ -38,6 +38,7 @@ _WIDTH_TABLE = {
     if chr(code) not in _KEEP_FULL_WIDTH
 }
 _WIDTH_TABLE[0x3000] = ord(" ")  # ideographic space
+_FULL_WIDTH = re.compile("[" + "".join(chr(code) for code in _WIDTH_TABLE) + "]")
 
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
 _BREAK_TAG = re.compile(r"<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>", re.IGNORECASE)
@@ -77,7 +78,8 @@ def normalize(text: str) -> str:
         text = _TAG.sub("", text)
     if "&" in text:
         text = html.unescape(text)
-    text = text.translate(_WIDTH_TABLE)
+    if _FULL_WIDTH.search(text):
+        text = text.translate(_WIDTH_TABLE)
     text = _CONTROL.sub("", text)
     text = _SPACES.sub(" ", text)
     return _NEWLINES.sub("\n", text).strip()
@@ -213,4 +215,9 @@ def _keep(token: str) -> bool:
 
 def word_tokens(document: str) -> list[str]:
     """Tokens for word features: words with a Chinese character or a letter, no stop words."""
-    return [token for token in segmenter(_active_engine).cut(document, False) if _keep(token)]
+    known = _KEEP.get
+    return [
+        token
+        for token in segmenter(_active_engine).cut(document, False)
+        if (kept := known(token)) or (kept is None and _keep(token))
+    ]
