@@ -155,25 +155,147 @@ def _print_metrics(report: dict[str, Any], title: str) -> None:
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option(help="labelled file or directory")],
+    data: Annotated[Path, typer.Option(help="labelled file or directory (a directory of .jsonl: one group per file)")],
     model_dir: Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")] = None,
     report: Annotated[Path | None, typer.Option(help="write the metrics as JSON here")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="write the tables and diagnostics as Markdown here")] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="cross-validate xinxi and the baselines side by side")
+    ] = False,
+    folds: Annotated[
+        int | None, typer.Option(min=2, max=20, help="cross-validate xinxi (with --compare, every method) in K folds")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the folds and the estimators")] = 0,
+    split: Annotated[str, typer.Option(help="kfold, files (leave one .jsonl file out) or both")] = "kfold",
+    methods: Annotated[
+        str | None, typer.Option(help="comma-separated subset of xinxi,sklearn-baseline,keyword-rules,fasttext")
+    ] = None,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="show the most confident mistakes and the topic confusions")
+    ] = False,
+    top: Annotated[int, typer.Option(min=1, max=50, help="mistakes shown per label with --errors")] = 5,
+    labels: Annotated[
+        str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")
+    ] = None,
+    label_names: Annotated[
+        Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")
+    ] = None,
 ) -> None:
-    """Evaluate a model version on labelled items."""
+    """Evaluate a model version on labelled items, or cross-validate xinxi against baselines (--compare)."""
     from training import evaluate_model, load_items
 
     with errors_to_messages():
+        names = _read_lines(label_names) if label_names else None
+        label_set: Any = labels
+        if labels and labels != "auto":
+            label_set = _read_lines(Path(labels))
+        if compare or folds is not None:
+            if model_dir is not None:
+                fail("--model evaluates a trained version; --compare and --folds train their own: give one of them")
+            _cross_validate(
+                data, compare, folds or 5, seed, split, methods, errors, top, label_set, names, report, markdown
+            )
+            return
         predictor = load_predictor(model_dir)
-        items, _ = load_items(data, require_labels=True)
+        items, _ = load_items(data, require_labels=True, label_names=names)
         try:
             metrics = evaluate_model(predictor, items)
         except ValueError as exc:
             fail(str(exc))
         _print_metrics(metrics, f"model {predictor.version} on {data}")
+        if errors or markdown or report:
+            from training.diagnostics import (
+                calibration_from_predictions,
+                calibration_markdown,
+                error_analysis,
+                errors_markdown,
+            )
+
+            predictions = []
+            for start in range(0, len(items), BATCH):
+                predictions += predictor.predict([item.as_input() for item in items[start : start + BATCH]])
+            metrics["calibration"] = calibration_from_predictions(items, predictions, predictor.topic_labels)
+            text = calibration_markdown(metrics["calibration"])
+            if errors:
+                metrics["errors"] = error_analysis(items, predictions, predictor.topic_labels, top)
+                text += "\n" + errors_markdown(metrics["errors"])
+                _print_markdown(text)
+            if markdown:
+                with atomic_output(markdown) as stream:
+                    stream.write(f"# Model {predictor.version} on {data}\n\n{text}")
+                console.print(f"Markdown written to {markdown}")
         if report:
             with atomic_output(report) as stream:
                 json.dump(metrics, stream, ensure_ascii=False, indent=2)
             console.print(f"Report written to {report}")
+
+
+def _print_markdown(text: str) -> None:
+    from rich.markdown import Markdown
+
+    console.print(Markdown(text))
+
+
+def _cross_validate(
+    data: Path, compare: bool, folds: int, seed: int, split: str, methods: str | None, errors: bool, top: int,
+    label_set: Any, names: list[str] | None, report: Path | None, markdown: Path | None,
+) -> None:
+    """``evaluate --compare`` / ``--folds``: train and test every method on the same splits."""
+    from training.compare import (
+        METHODS,
+        SPLITS,
+        evaluation,
+        evaluation_markdown,
+        load_dataset,
+        split_title,
+        table_rows,
+    )
+    from training.diagnostics import errors_markdown
+
+    strategies = list(SPLITS) if split == "both" else [split]
+    if any(s not in SPLITS for s in strategies):
+        fail(f"--split must be kfold, files or both, not {split!r}")
+    chosen = list(METHODS) if compare else ["xinxi"]
+    if methods:
+        chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    dataset = load_dataset(data, labels=label_set, label_names=names)
+    console.print(
+        f"Cross-validating {', '.join(chosen)} on {len(dataset)} items from {data} ({', '.join(strategies)})."
+    )
+    with progress_bar("evaluating") as update:
+        result = evaluation(
+            dataset, strategies=strategies, folds=folds, seed=seed, methods=chosen, errors=errors,
+            per_label=top, progress=update,
+        )
+    out = console
+    for entry in result.get("splits") or [result]:
+        header, rows = table_rows(entry)
+        # One column per method, one row per metric: fits a terminal whatever the number of labels.
+        table = Table(title=split_title(entry))
+        table.add_column("metric")
+        for row in rows:
+            table.add_column(row[0], justify="right", overflow="fold")
+        for number, metric in enumerate(header[1:], 1):
+            table.add_row(metric, *(row[number] for row in rows))
+        out.print(table)
+        calibration = entry.get("calibration")
+        if calibration:
+            briers = "  ".join(f"{label} {e['brier']:.3f}" for label, e in calibration["topics"].items())
+            kind = f"  kind {calibration['kind']['brier']:.3f}" if calibration.get("kind") else ""
+            out.print(f"xinxi Brier score: {briers}{kind}")
+        if errors and "errors" in entry:
+            _print_markdown(errors_markdown(entry["errors"]))
+    if report:
+        with atomic_output(report) as stream:
+            json.dump(result, stream, ensure_ascii=False, indent=2)
+        console.print(f"Report written to {report}")
+    if markdown:
+        with atomic_output(markdown) as stream:
+            stream.write(evaluation_markdown(result))
+        console.print(f"Markdown written to {markdown}")
 
 
 @app.command()
