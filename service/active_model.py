@@ -37,6 +37,7 @@ class ActiveModel:
         self.poll_seconds = poll_seconds
         self.metrics = metrics
         self._predictor: Predictor | None = None
+        self._loaded_id: str | None = None  # the registry's id, which a copied version's manifest may not carry
         self._state = "loading"
         self._failed: str | None = None
         self._stop = threading.Event()
@@ -92,7 +93,7 @@ class ActiveModel:
             except OSError as exc:
                 log.error("cannot read the active model pointer: %s", exc)
                 return False
-            current = self._predictor.version if self._predictor is not None else None
+            current = self._loaded_id
             if version is None:
                 if current is None:
                     self._state = "missing"
@@ -112,6 +113,7 @@ class ActiveModel:
                     self.metrics.model_swaps.labels("failed").inc()
                 return False
             self._predictor = predictor
+            self._loaded_id = version
             _freeze_long_lived_objects()
             self._failed = None
             self._state = "ready"

@@ -1,0 +1,179 @@
+"""The editor page in a real headless Chromium (Debian's), against the real app served by uvicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import SAMPLE_ITEM
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``uvicorn service.app:create_app`` in a subprocess on a free loopback port, ready to serve."""
+    root = tmp_path_factory.mktemp("browser-data")
+    shutil.copytree(model_dir, root / "models" / model_dir.name)
+    (root / "models" / "ACTIVE").write_text(model_dir.name + "\n")
+    port = free_port()
+    env = {**os.environ, "XINXI_DATA_DIR": str(root), "XINXI_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, f"uvicorn exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if time.monotonic() > deadline:
+                process.terminate()
+                pytest.fail("the app did not become ready within 60 s")
+            time.sleep(0.2)  # polling a separate process for readiness; there is nothing to wait on
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); CI does")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, server: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server + "/")
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_pasting_an_item_shows_chips_score_and_highlights(page) -> None:
+    page.fill("#title", SAMPLE_ITEM["title"])
+    page.fill("#text", SAMPLE_ITEM["text"])
+    page.click("#analyze-button")
+    page.wait_for_selector("#result-body:not([hidden])", timeout=15_000)
+
+    chips = page.locator("#chips .chip")
+    assert chips.count() >= 5
+    assert page.locator("#chips .chip.selected[data-label='investment']").count() == 1
+    assert "%" in chips.first.inner_text()
+    score = int(page.inner_text("#score"))
+    assert 0 <= score <= 100
+    assert page.inner_text("#grade") in {"动态类", "综合类"}
+    marks = page.locator("#highlighted mark")
+    assert marks.count() > 0
+    assert all(mark in SAMPLE_ITEM["title"] + SAMPLE_ITEM["text"] for mark in marks.all_inner_texts())
+    assert page.locator("#suggestions li").count() >= 1
+    assert page.inner_text("#model-info").startswith("模型 ")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "editor-page.png"), full_page=True)
+
+
+def test_an_empty_submission_shows_a_message_and_sends_nothing(page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.fill("#title", "只有标题")
+    page.fill("#text", "   \n  ")
+    page.click("#analyze-button")
+    assert page.locator("#message").is_visible()
+    assert "正文" in page.inner_text("#message")
+    assert not any("/v1/predict" in url for url in requests)
+    assert page.locator("#result-body").is_hidden()
+
+
+def test_a_service_error_shows_a_message_not_a_blank_page(page) -> None:
+    body = {
+        "error": {
+            "code": "model_not_loaded",
+            "message_zh": "模型正在加载，请几秒后重试",
+            "message_en": "loading",
+            "request_id": "abc123",
+        }
+    }
+    page.route(
+        "**/v1/predict",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body=json.dumps(body, ensure_ascii=False)
+        ),
+    )
+    page.click("#sample-button")
+    page.click("#analyze-button")
+    page.wait_for_selector("#message:not([hidden])")
+    message = page.inner_text("#message")
+    assert "模型正在加载" in message and "abc123" in message
+    assert page.locator("#item-form").is_visible()
+    assert page.is_enabled("#analyze-button")
+
+    page.unroute("**/v1/predict")
+    page.route("**/v1/predict", lambda route: route.abort())
+    page.click("#analyze-button")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('无法连接')")
+
+
+def test_long_text_is_analysed_with_its_warning(page) -> None:
+    page.fill("#text", SAMPLE_ITEM["text"] * 150)
+    assert "超过 2 万字" in page.inner_text("#counter")
+    page.click("#analyze-button")
+    page.wait_for_selector("#warnings li", timeout=30_000)
+    assert "20000" in page.inner_text("#warnings")
+    assert page.locator("#highlighted mark").count() > 0

@@ -1,0 +1,149 @@
+"""Start-up, hot swap of the active model, and API keys."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import service.active_model
+from model import ModelRegistry, Predictor
+from service.app import create_app
+from tests.service.conftest import SAMPLE_ITEM, copy_version, make_settings, started
+from tests.service.test_api import assert_error
+
+KEY = "k3y-for-tests-6f1c2a9d"
+
+
+def test_a_hundred_concurrent_requests_while_the_model_loads_get_503(
+    private_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real_load = Predictor.load
+
+    def slow_load(directory):
+        assert release.wait(30), "test never released the loader"
+        return real_load(directory)
+
+    monkeypatch.setattr(service.active_model.Predictor, "load", slow_load)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path)), raise_server_exceptions=False) as client:
+        with ThreadPoolExecutor(max_workers=25) as pool:
+            responses = list(pool.map(lambda _: client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}), range(100)))
+        assert {r.status_code for r in responses} == {503}
+        error = assert_error(responses[0], 503, "model_not_loaded")
+        assert "loading" in error["message_en"]
+        assert responses[0].headers["Retry-After"]
+        assert client.get("/healthz").status_code == 200
+        assert_error(client.get("/readyz"), 503, "not_ready")
+        assert_error(client.get("/v1/models/active"), 503, "model_not_loaded")
+        release.set()
+        started(client)
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+        assert client.get("/readyz").status_code == 200
+
+
+def test_without_any_model_the_service_answers_503_and_says_what_to_do(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path / "empty", tmp_path))) as client:
+        active = client.app.state.active_model  # type: ignore[attr-defined]
+        active.refresh()
+        assert active.state == "missing"
+        error = assert_error(client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}), 503, "model_not_loaded")
+        assert "xinxi train" in error["message_en"]
+        ready = assert_error(client.get("/readyz"), 503, "not_ready")
+        assert ready["message_en"] == "not ready: model missing"
+        assert client.get("/v1/taxonomy").status_code == 200  # the default labels need no model
+
+
+def test_a_newly_activated_model_is_swapped_in_without_restart(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(private_data_dir)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        before = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()
+        assert before["model_version"] == model_dir.name
+        registry.activate(copy_version(private_data_dir, model_dir, "20990101-000000-beef"))
+        assert active.refresh() is True  # what the poller does every XINXI_MODEL_POLL_SECONDS
+        after = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()
+        assert after["model_version"] == "20990101-000000-beef"
+        assert client.get("/v1/models/active").json()["version"] == "20990101-000000-beef"
+        assert after["results"][0]["topics"] == before["results"][0]["topics"]
+
+
+def test_the_poller_picks_up_a_new_model(private_data_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0.05))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        active.ready.clear()
+        ModelRegistry(private_data_dir).activate(copy_version(private_data_dir, model_dir, "20990202-000000-cafe"))
+        assert active.ready.wait(30)
+        assert (
+            client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == "20990202-000000-cafe"
+        )
+
+
+def test_a_damaged_new_model_is_refused_and_the_old_one_keeps_serving(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        version = copy_version(private_data_dir, model_dir, "20990303-000000-dead")
+        with (private_data_dir / "models" / version / "model.joblib").open("ab") as stream:
+            stream.write(b"damage")
+        (private_data_dir / "models" / "ACTIVE").write_text(version + "\n")
+        with caplog.at_level(logging.ERROR, logger="xinxi.service"):
+            assert active.refresh() is False
+        assert any("could not load model 20990303-000000-dead" in r.getMessage() for r in caplog.records)
+        response = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]})
+        assert response.status_code == 200
+        assert response.json()["model_version"] == model_dir.name
+
+
+def test_prediction_is_open_by_default_and_keyed_when_configured(
+    private_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(private_data_dir, tmp_path, api_keys=f"other-key,{KEY}", predict_requires_key=True)
+    with caplog.at_level(logging.DEBUG), TestClient(create_app(settings)) as client:
+        started(client)
+        missing = assert_error(client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}), 401, "unauthorized")
+        assert "Bearer" in missing["message_en"]
+        wrong = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}, headers={"Authorization": "Bearer nope"})
+        assert_error(wrong, 401, "unauthorized")
+        assert wrong.headers["WWW-Authenticate"] == "Bearer"
+        basic = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}, headers={"Authorization": f"Basic {KEY}"})
+        assert_error(basic, 401, "unauthorized")
+        good = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}, headers={"Authorization": f"Bearer {KEY}"})
+        assert good.status_code == 200
+        assert client.get("/healthz").status_code == 200  # health stays open
+    assert not any(KEY in r.getMessage() for r in caplog.records)
+    assert KEY not in repr(settings)
+
+
+def test_activating_a_model_needs_a_key(private_data_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+    version = copy_version(private_data_dir, model_dir, "20990404-000000-f00d")
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as unkeyed:
+        error = assert_error(unkeyed.put("/v1/models/active", json={"version": version}), 401, "unauthorized")
+        assert "XINXI_API_KEYS" in error["message_en"]
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, model_poll_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        started(client)
+        assert_error(client.put("/v1/models/active", json={"version": version}), 401, "unauthorized")
+        auth = {"Authorization": f"Bearer {KEY}"}
+        assert_error(client.put("/v1/models/active", json={"version": "nope"}, headers=auth), 404, "not_found")
+        assert_error(client.put("/v1/models/active", json={"version": "../x"}, headers=auth), 404, "not_found")
+        switched = client.put("/v1/models/active", json={"version": version}, headers=auth)
+        assert switched.status_code == 200 and switched.json()["version"] == version
+        assert ModelRegistry(private_data_dir).active_id() == version
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == version
+
+
+def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(private_data_dir, tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with TestClient(create_app(settings)) as client:
+        started(client)
+        error = assert_error(client.get("/readyz"), 503, "not_ready")
+        assert "store unreachable" in error["message_en"]
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
