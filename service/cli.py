@@ -347,15 +347,29 @@ def serve(
     settings = get_settings()
     with errors_to_messages():
         load_predictor(None)
+    workers = workers or settings.workers
+    if workers > 1:
+        _share_metrics_between_workers(settings.data_dir)
     console.print(f"Editor page: http://{host or settings.host}:{port or settings.port}/")
     uvicorn.run(
         "service.app:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers or settings.workers,
+        workers=workers,
         log_level=settings.log_level,
+        access_log=settings.access_log,
     )
+
+
+def _share_metrics_between_workers(data_dir: Path) -> None:
+    """Point prometheus_client's multiprocess mode at a fresh directory, so /metrics sums every worker."""
+    import shutil
+
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data_dir / "prometheus")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 @models_app.command("list")

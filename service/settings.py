@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 def _default_data_dir() -> Path:
@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="allowed origins; empty is off")
     model_poll_seconds: float = Field(default=5.0, ge=0.0, description="how often the service looks for a new active model; 0 is never")
     log_level: str = "info"
+    access_log: bool = Field(default=True, description="one uvicorn log line per request")
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
