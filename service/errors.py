@@ -14,6 +14,7 @@ reaches a client: those are logged with the request id and answered with
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -160,7 +161,7 @@ def error_response(
     request_id: str,
     *,
     details: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The JSON error response; also used by the ASGI middleware before routing."""
     all_headers = {REQUEST_ID_HEADER: request_id, **(headers or {})}

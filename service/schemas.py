@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EXAMPLE_ITEM = {
+EXAMPLE_ITEM: dict[str, Any] = {
     "id": "2024-0312",
     "title": "青溪县多措并举推动招商引资提质增效",
     "text": (
@@ -17,7 +17,7 @@ EXAMPLE_ITEM = {
     ),
 }
 
-EXAMPLE_RESULT = {
+EXAMPLE_RESULT: dict[str, Any] = {
     "id": "2024-0312",
     "topics": [
         {
