@@ -54,6 +54,29 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+def structure_evidence(document: str, signal: str, limit: int = 3) -> list[str]:
+    """The strings of ``document`` behind a structure signal, for showing and highlighting.
+
+    ``signal`` is a key of :data:`PATTERNS` or ``"date_opening"``.
+    """
+    if signal == "date_opening":
+        match = _DATE_OPENING.search(document)
+        return [match.group(0).split("\n")[-1].strip()] if match else []
+    pattern = PATTERNS.get(signal)
+    if pattern is None:
+        return []
+    found = [m.strip() for m in pattern.findall(document) if len(m.strip()) >= 2]
+    return list(dict.fromkeys(found))[:limit]
+
+
+def signal_of(feature: str) -> str:
+    """The structure signal a feature name belongs to (``log_problems`` -> ``problems``)."""
+    for prefix in ("log_", "per_kchar_"):
+        if feature.startswith(prefix):
+            return feature[len(prefix) :]
+    return feature
+
+
 def structure_counts(document: str) -> dict[str, int]:
     """Raw counts of the structure signals in one document."""
     counts = {name: len(pattern.findall(document)) for name, pattern in PATTERNS.items()}

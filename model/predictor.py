@@ -24,7 +24,7 @@ from scipy.special import expit
 
 from model.artifact import load_bundle
 from model.errors import InvalidItemError
-from model.features import CompiledFeatures
+from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
 from model.labels import KINDS, describe
 from model.suggestions import suggest
 from model.text import MAX_CHARS, has_chinese, join_document, normalize, use_engine
@@ -144,6 +144,9 @@ class Predictor:
                 raise TypeError("the kind head must share the topic head's features step")
             self._kind = _linear_head([kind.named_steps["classifier"]])
         self._term_names, self._term_mask = self._explainable_terms()
+        self._structure_slice: tuple[int, tuple[str, ...]] | None = None
+        if self._compiled.structure is not None:
+            self._structure_slice = (self._compiled.structure[0], FEATURE_NAMES)
         # Every head's weights in one array, so terms for all heads come from one gather.
         self._explain_weights = self._topics.weights
         self._explain_signs = -np.sign(self._topics.slopes)
@@ -222,6 +225,31 @@ class Predictor:
             found.append(terms)
         return found
 
+    def _kind_terms(
+        self, document: str, row: tuple[np.ndarray, np.ndarray], words: list[str], towards_analysis: bool
+    ) -> list[str]:
+        """Terms behind the kind: first the text's own evidence of the structure signals
+        that pushed towards the chosen kind (一是, 问题, 建议, an opening date ...), then words."""
+        assert self._kind is not None
+        if self._structure_slice is None:
+            return words
+        start, names = self._structure_slice
+        indices, values = row
+        inside = (indices >= start) & (indices < start + len(names))
+        sign = -np.sign(self._kind.slopes[0]) * (1.0 if towards_analysis else -1.0)
+        totals: dict[str, float] = {}
+        for index, value in zip(indices[inside].tolist(), values[inside].tolist(), strict=True):
+            signal = signal_of(names[index - start])
+            totals[signal] = totals.get(signal, 0.0) + sign * value * float(self._kind.weights[0, index])
+        evidence: list[str] = []
+        for signal, total in sorted(totals.items(), key=lambda pair: -pair[1]):
+            if total <= 0 or len(evidence) >= TOP_TERMS:
+                break
+            evidence += [e for e in structure_evidence(document, signal, limit=2) if e not in evidence]
+        merged = evidence[:TOP_TERMS]
+        merged += [w for w in words if not any(w in e or e in w for e in merged)]
+        return merged[:TOP_TERMS]
+
     def predict(self, items: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Score items given as mappings with ``text`` and optional ``id`` and ``title``.
 
@@ -265,6 +293,7 @@ class Predictor:
         warnings: list[str],
     ) -> Prediction:
         chinese = has_chinese(document)
+        structure_row = row
         row = self._explainable(row)
         if self.mode == "multiclass":
             selected = np.zeros(len(probabilities), dtype=bool)
@@ -302,7 +331,7 @@ class Predictor:
                 name=chosen.name,
                 probability=round(analysis if chosen.label == "analysis" else 1 - analysis, 4),
                 analysis_probability=round(analysis, 4),
-                terms=terms[-1],
+                terms=self._kind_terms(document, structure_row, terms[-1], analysis >= 0.5),
             )
             score = int(round(100 * analysis))
             grade = chosen.name

@@ -96,3 +96,16 @@ def test_compiled_features_equal_the_fitted_union(predictor: Predictor, corpus) 
     ours, _ = predictor._compiled.transform(documents)
     theirs = predictor.features.transform(documents)
     np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-5, atol=1e-6)
+
+
+def test_kind_terms_show_the_texts_own_structure_evidence(predictor: Predictor) -> None:
+    analysis = predictor.predict_one(
+        "今年以来，县里多措并举推进招商引资，1至5月新签约项目21个，协议总投资48.6亿元，同比增长23%。"
+        "一是强化产业链招商，梳理缺链补链项目28个；二是创新以商招商，举办推介会3场；三是优化营商环境，审批时限压缩40%。"
+        "目前仍存在项目落地慢、要素保障不足等问题，主要原因是用地指标紧张。建议下一步建立在谈项目台账，实行县级领导包联。",
+        title="我县多措并举推动招商引资提质增效",
+    )
+    news = predictor.predict_one("3月5日，县委召开招商引资工作推进会，副县长出席并讲话。", title="县委召开招商推进会")
+    assert analysis.kind.label == "analysis" and news.kind.label == "news"
+    assert {"一是", "二是", "三是"} & set(analysis.kind.terms)
+    assert "3月5日" in news.kind.terms or "召开" in news.kind.terms
