@@ -51,10 +51,52 @@ def plain_pipeline(items_train, seed: int):
     return pipeline, documents, truth
 
 
-def timed(function: Callable[[], object]) -> float:
+def measure(
+    name: str,
+    score_one: Callable[[dict], object],
+    score_many: Callable[[list[dict]], object],
+    batch: list[dict],
+    one: list[dict],
+    calls: int,
+    results: dict[str, dict[str, list[float]]],
+) -> None:
+    """Single-item latencies and batch throughput of one scorer, appended to ``results[name]``."""
+    latencies = []
+    for call in range(calls):
+        item = one[call % len(one)]
+        start = time.perf_counter()
+        score_one(item)
+        latencies.append(time.perf_counter() - start)
+    results[name].setdefault("p50_ms", []).append(1000 * float(np.percentile(latencies, 50)))
+    results[name].setdefault("p99_ms", []).append(1000 * float(np.percentile(latencies, 99)))
     start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
+    for offset in range(0, len(batch), 256):
+        score_many(batch[offset : offset + 256])
+    results[name].setdefault("items_per_s", []).append(len(batch) / (time.perf_counter() - start))
+
+
+def measure_round(corpus, batch: list[dict], one: list[dict], calls: int, results: dict) -> None:
+    """Train both pipelines on the corpus, then measure both on the same items."""
+    from model import Predictor
+    from training import fit_model
+
+    started = time.perf_counter()
+    bundle, manifest = fit_model(corpus, seed=0)
+    results["xinxi"].setdefault("train_s", []).append(time.perf_counter() - started)
+    predictor = Predictor(bundle, {**manifest, "version": "bench"})
+
+    plain, documents, truth = plain_pipeline(corpus, 0)
+    started = time.perf_counter()
+    plain.fit(documents, truth)
+    results["plain"].setdefault("train_s", []).append(time.perf_counter() - started)
+
+    measure("xinxi", lambda item: predictor.predict([item]), predictor.predict, batch, one, calls, results)
+    measure(
+        "plain",
+        lambda item: plain.predict_proba([item["text"]]),
+        lambda items: plain.predict_proba([i["text"] for i in items]),
+        batch, one, calls, results,
+    )
 
 
 def main() -> None:
@@ -66,8 +108,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-    from model import Predictor
-    from training import DEFAULT_DATA, fit_model, load_items
+    from training import DEFAULT_DATA, load_items
 
     corpus, _ = load_items(DEFAULT_DATA, require_labels=True)
     batch = items_of_500_chars([i.text for i in corpus], args.items)
@@ -76,29 +117,7 @@ def main() -> None:
 
     with threadpool_limits(1):
         for round_ in range(args.rounds):
-            bundle_manifest: dict = {}
-            seconds = timed(lambda: bundle_manifest.update(zip(("b", "m"), fit_model(corpus, seed=0), strict=True)))
-            results["xinxi"].setdefault("train_s", []).append(seconds)
-            predictor = Predictor(bundle_manifest["b"], {**bundle_manifest["m"], "version": "bench"})
-
-            plain, documents, truth = plain_pipeline(corpus, 0)
-            results["plain"].setdefault("train_s", []).append(timed(lambda: plain.fit(documents, truth)))
-
-            for name, score_one, score_many in (
-                ("xinxi", lambda item: predictor.predict([item]), lambda items: predictor.predict(items)),
-                ("plain", lambda item: plain.predict_proba([item["text"]]),
-                 lambda items: plain.predict_proba([i["text"] for i in items])),
-            ):
-                latencies = []
-                for call in range(args.latency_calls):
-                    item = one[call % len(one)]
-                    start = time.perf_counter()
-                    score_one(item)
-                    latencies.append(time.perf_counter() - start)
-                results[name].setdefault("p50_ms", []).append(1000 * float(np.percentile(latencies, 50)))
-                results[name].setdefault("p99_ms", []).append(1000 * float(np.percentile(latencies, 99)))
-                seconds = timed(lambda: [score_many(batch[s : s + 256]) for s in range(0, len(batch), 256)])
-                results[name].setdefault("items_per_s", []).append(len(batch) / seconds)
+            measure_round(corpus, batch, one, args.latency_calls, results)
             print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(
                 f"{n} {results[n]['items_per_s'][-1]:.0f} items/s p50 {results[n]['p50_ms'][-1]:.2f} ms"
                 for n in results

@@ -212,7 +212,7 @@ def _ngrams(units: Sequence[str], low: int, high: int, joiner: str) -> Iterable[
         elif n == 2 and not joiner:
             streams.append(map(add, units[:-1], units[1:]))
         else:
-            streams.append(map(joiner.join, zip(*(units[k:] for k in range(n)))))
+            streams.append(map(joiner.join, zip(*(units[k:] for k in range(n)), strict=False)))
     return chain.from_iterable(streams)
 
 

@@ -93,12 +93,20 @@ def atomic_output(path: Path) -> Iterator[Any]:
 
 @app.command()
 def train(
-    data: Annotated[Path | None, typer.Option(help="labelled file or directory of .jsonl (default: datasets/seed)")] = None,
-    out: Annotated[Path | None, typer.Option(help="write the version to this new directory instead of the registry")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="labelled file or directory of .jsonl (default: datasets/seed)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write the version to this new directory instead of the registry")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed for folds and estimators")] = 0,
     folds: Annotated[int, typer.Option(min=2, max=20, help="cross-validation folds")] = 5,
-    labels: Annotated[str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")] = None,
-    label_names: Annotated[Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")
+    ] = None,
+    label_names: Annotated[
+        Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")
+    ] = None,
     activate: Annotated[bool, typer.Option(help="make the new version active (registry only)")] = True,
     skip_invalid: Annotated[bool, typer.Option(help="skip invalid rows instead of refusing the file")] = False,
 ) -> None:
@@ -124,7 +132,8 @@ def train(
             )
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
         _print_metrics(manifest["metrics"]["cross_validation"], f"{folds}-fold cross-validation")
-        console.print(f"Saved model {manifest['version']} in {directory}" + (" (active)" if activate and not out else ""))
+        state = " (active)" if activate and not out else ""
+        console.print(f"Saved model {manifest['version']} in {directory}{state}")
         print(directory)
 
 
@@ -167,6 +176,9 @@ def evaluate(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the folds and the estimators")] = 0,
     split: Annotated[str, typer.Option(help="kfold, files (leave one .jsonl file out) or both")] = "kfold",
+    test: Annotated[
+        Path | None, typer.Option(help="with --compare: train every method on --data, score it on this separate set")
+    ] = None,
     methods: Annotated[
         str | None, typer.Option(help="comma-separated subset of xinxi,sklearn-baseline,keyword-rules,fasttext")
     ] = None,
@@ -189,11 +201,12 @@ def evaluate(
         label_set: Any = labels
         if labels and labels != "auto":
             label_set = _read_lines(Path(labels))
-        if compare or folds is not None:
+        if compare or folds is not None or test is not None:
             if model_dir is not None:
                 fail("--model evaluates a trained version; --compare and --folds train their own: give one of them")
             _cross_validate(
-                data, compare, folds or 5, seed, split, methods, errors, top, label_set, names, report, markdown
+                data, compare, folds or 5, seed, "test" if test else split, methods, errors, top, label_set, names,
+                report, markdown, test,
             )
             return
         predictor = load_predictor(model_dir)
@@ -238,7 +251,7 @@ def _print_markdown(text: str) -> None:
 
 def _cross_validate(
     data: Path, compare: bool, folds: int, seed: int, split: str, methods: str | None, errors: bool, top: int,
-    label_set: Any, names: list[str] | None, report: Path | None, markdown: Path | None,
+    label_set: Any, names: list[str] | None, report: Path | None, markdown: Path | None, test: Path | None = None,
 ) -> None:
     """``evaluate --compare`` / ``--folds``: train and test every method on the same splits."""
     from training.compare import (
@@ -249,11 +262,12 @@ def _cross_validate(
         load_dataset,
         split_title,
         table_rows,
+        with_test_set,
     )
     from training.diagnostics import errors_markdown
 
     strategies = list(SPLITS) if split == "both" else [split]
-    if any(s not in SPLITS for s in strategies):
+    if any(s not in SPLITS for s in strategies) and split != "test":
         fail(f"--split must be kfold, files or both, not {split!r}")
     chosen = list(METHODS) if compare else ["xinxi"]
     if methods:
@@ -262,6 +276,8 @@ def _cross_validate(
     if unknown:
         fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     dataset = load_dataset(data, labels=label_set, label_names=names)
+    if test is not None:
+        dataset = with_test_set(dataset, test, label_names=names)
     console.print(
         f"Cross-validating {', '.join(chosen)} on {len(dataset)} items from {data} ({', '.join(strategies)})."
     )

@@ -31,8 +31,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="largest accepted request body")
     max_text_chars: int = Field(default=100_000, ge=100, description="longest accepted text of one item")
     max_items: int = Field(default=100, ge=1, le=10_000, description="most items in one predict request")
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="allowed origins; empty is off")
-    model_poll_seconds: float = Field(default=5.0, ge=0.0, description="how often the service looks for a new active model; 0 is never")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allowed origins; empty is off"
+    )
+    model_poll_seconds: float = Field(
+        default=5.0, ge=0.0, description="how often the service looks for a new active model; 0 is never"
+    )
     log_level: str = "info"
     access_log: bool = Field(default=True, description="one uvicorn log line per request")
 

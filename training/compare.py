@@ -58,6 +58,8 @@ from training.trainer import TrainingError, _folds, fit_model, resolve_labels
 
 METHODS: tuple[str, ...] = ("xinxi", "sklearn-baseline", "keyword-rules", "fasttext")
 SPLITS: tuple[str, ...] = ("kfold", "files")
+TEST_GROUP = "__test__"
+"""Group name of the items of a separate test set (:func:`with_test_set`)."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -158,6 +160,24 @@ def load_dataset(
     return prepare(found, labels=labels, source=str(path))
 
 
+def with_test_set(
+    train: Dataset, path: str | Path, *, label_names: Sequence[str] | None = None
+) -> Dataset:
+    """``train`` followed by the items of a separate labelled test file, for one train/test split.
+
+    Every method is then trained on all of ``train`` and scored on the test
+    items only: the honest measure on text by other writers.
+    """
+    test, _ = load_items(path, require_labels=True, label_names=label_names)
+    clash = {item.id for item in train.items} & {item.id for item in test}
+    if clash:
+        raise TrainingError(f"ids in both the training data and the test set: {', '.join(sorted(clash)[:5])}")
+    groups = ["train"] * len(train) + [TEST_GROUP] * len(test)
+    return prepare(
+        train.items + test, labels=train.labels, groups=groups, source=f"{train.source} -> {Path(path).name}"
+    )
+
+
 def make_splits(
     data: Dataset, strategy: str = "kfold", folds: int = 5, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -173,7 +193,12 @@ def make_splits(
             )
         groups = np.asarray(data.groups)
         return [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in sorted(set(data.groups))]
-    raise ValueError(f"unknown split strategy {strategy!r}; use one of {', '.join(SPLITS)}")
+    if strategy == "test":
+        groups = np.asarray(data.groups or [])
+        if TEST_GROUP not in set(groups.tolist()):
+            raise TrainingError("a train/test split needs a test set: give --test FILE")
+        return [(np.flatnonzero(groups != TEST_GROUP), np.flatnonzero(groups == TEST_GROUP))]
+    raise ValueError(f"unknown split strategy {strategy!r}; use one of {', '.join(SPLITS)} or test")
 
 
 @dataclass
@@ -527,13 +552,15 @@ class MethodRun:
     fit_seconds: list[float] = field(default_factory=list)
     predict_seconds: float = 0.0
     fold_macro_f1: list[float] = field(default_factory=list)
+    tested: np.ndarray | None = None  # items that some split held out (all, except with a test set)
 
     def summary(self, data: Dataset) -> dict[str, Any]:
         """The JSON entry of this method: metrics on the pooled out-of-fold predictions."""
         if self.skipped is not None:
             return {"name": self.name, "skipped": self.skipped}
-        assert self.probabilities is not None and self.selected is not None
-        topics = topic_metrics(data.truth, self.selected, data.labels, self.probabilities)
+        assert self.probabilities is not None and self.selected is not None and self.tested is not None
+        tested = self.tested
+        topics = topic_metrics(data.truth[tested], self.selected[tested], data.labels, self.probabilities[tested])
         entry: dict[str, Any] = {
             "name": self.name,
             "macro_f1": topics["macro_f1"],
@@ -547,10 +574,10 @@ class MethodRun:
             "kind_accuracy": None,
             "kind_roc_auc": None,
             "fit_seconds": round(float(np.mean(self.fit_seconds)), 3),
-            "items_per_second": round(len(data) / self.predict_seconds, 1) if self.predict_seconds else None,
+            "items_per_second": round(int(tested.sum()) / self.predict_seconds, 1) if self.predict_seconds else None,
         }
         if self.analysis is not None:
-            kind = kind_metrics(data.is_analysis, self.analysis)
+            kind = kind_metrics(data.is_analysis[tested], self.analysis[tested])
             entry.update(kind=kind, kind_accuracy=kind["accuracy"], kind_roc_auc=kind["roc_auc"])
         return entry
 
@@ -575,7 +602,9 @@ def run_methods(
         run.selected = np.zeros(data.truth.shape, dtype=np.int8)
         run.analysis = np.zeros(len(data)) if data.has_kind else None
         run.predictions = [None] * len(data)
+        run.tested = np.zeros(len(data), dtype=bool)
         for number, (train, test) in enumerate(splits, 1):
+            run.tested[test] = True
             progress(f"{method.name} split {number}/{len(splits)}", step, total)
             started = time.perf_counter()
             method.fit(data, train)
@@ -628,7 +657,7 @@ def compare(
             "strategy": strategy,
             "folds": len(splits),
             "seed": seed,
-            "held_out": sorted(set(data.groups)) if strategy == "files" and data.groups else None,
+            "held_out": sorted(set(data.groups)) if strategy in ("files", "test") and data.groups else None,
         },
         "methods": [run.summary(data) for run in runs],
     }
@@ -684,6 +713,10 @@ def split_title(report: dict[str, Any]) -> str:
     data = report["data"]
     if split["strategy"] == "files":
         how = f"leave-one-file-out ({split['folds']} files)"
+    elif split["strategy"] == "test":
+        groups = data.get("groups") or {}
+        trained, tested = groups.get("train", "?"), groups.get(TEST_GROUP, "?")
+        how = f"trained on {trained} items, tested on the {tested} of a separate set"
     else:
         how = f"{split['folds']}-fold cross-validation, seed {split['seed']}"
     return f"{data['items']} items of {data['source'] or 'the data'}, {data['mode']}, {how}"
@@ -731,14 +764,18 @@ def evaluation(
             inner_folds=inner_folds, progress=labelled,
         )
         xinxi = next((run for run in runs if run.name == "xinxi" and run.skipped is None), None)
-        if xinxi is not None and xinxi.probabilities is not None:
+        if xinxi is not None and xinxi.probabilities is not None and xinxi.tested is not None:
+            tested = xinxi.tested
             report["calibration"] = calibration_report(
-                data.truth, xinxi.probabilities, data.labels,
-                is_analysis=data.is_analysis if xinxi.analysis is not None else None, analysis=xinxi.analysis,
+                data.truth[tested], xinxi.probabilities[tested], data.labels,
+                is_analysis=data.is_analysis[tested] if xinxi.analysis is not None else None,
+                analysis=None if xinxi.analysis is None else xinxi.analysis[tested],
             )
             if errors:
-                predictions = [p for p in xinxi.predictions if p is not None]
-                report["errors"] = error_analysis(data.items, predictions, data.labels, per_label)
+                pairs = [(item, p) for item, p in zip(data.items, xinxi.predictions, strict=True) if p is not None]
+                report["errors"] = error_analysis(
+                    [item for item, _ in pairs], [p for _, p in pairs], data.labels, per_label
+                )
         reports.append(report)
     result = dict(reports[0])
     if len(reports) > 1:

@@ -111,7 +111,8 @@ def read_table(path: str | Path, label_names: Sequence[str] | None = None) -> tu
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise DataFileError(path, [(None, f"unsupported file type {suffix or '(none)'}; use one of {', '.join(SUPPORTED)}")])
+        reason = f"unsupported file type {suffix or '(none)'}; use one of {', '.join(SUPPORTED)}"
+        raise DataFileError(path, [(None, reason)])
     if not path.is_file():
         raise DataFileError(path, [(None, "file not found")])
     try:

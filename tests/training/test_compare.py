@@ -129,3 +129,29 @@ def test_evaluation_attaches_calibration_and_errors(small) -> None:
     text = evaluation_markdown(result)
     assert "## Calibration of xinxi" in text and "## Error analysis of xinxi" in text
     assert markdown_table(result) in text
+
+
+def test_separate_test_set_scores_only_the_test_items(corpus: list[Item], tmp_path: Path) -> None:
+    from training.compare import TEST_GROUP, with_test_set
+
+    train = prepare(corpus[:200], source="train")
+    test_items = [Item(id=f"t-{i.id}", title=i.title, text=i.text, topics=i.topics, kind=i.kind) for i in corpus[200:260]]
+    data = with_test_set(train, write_jsonl(test_items, tmp_path / "test.jsonl"))
+    splits = make_splits(data, "test")
+    assert len(splits) == 1 and len(splits[0][0]) == 200 and len(splits[0][1]) == 60
+    assert data.groups.count(TEST_GROUP) == 60
+    report, runs = compare(data, strategy="test", methods=("xinxi", "keyword-rules"), inner_folds=2)
+    assert all(int(run.tested.sum()) == 60 for run in runs)
+    xinxi = report["methods"][0]
+    assert sum(entry["support"] for entry in xinxi["per_label"].values()) == int(data.truth[200:].sum())
+    assert xinxi["kind"]["items"] == 60
+    assert "tested on the 60 of a separate set" in markdown_table(report)
+
+
+def test_test_set_ids_must_not_repeat_training_ids(corpus: list[Item], tmp_path: Path) -> None:
+    from training import TrainingError
+    from training.compare import with_test_set
+
+    train = prepare(corpus[:100])
+    with pytest.raises(TrainingError, match="ids in both the training data and the test set"):
+        with_test_set(train, write_jsonl(corpus[90:110], tmp_path / "overlap.jsonl"))
