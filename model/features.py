@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.text import char_view, word_tokens
+from model.text import char_view, cut, keeps_token, stop_words, word_tokens
 
 _NUM = r"[一二三四五六七八九十]"
 PATTERNS: dict[str, re.Pattern[str]] = {
@@ -194,6 +194,7 @@ def build_features(
 _WHITE_SPACES = re.compile(r"\s\s+")
 _BITS = 21  # every code point fits in 21 bits
 _MAX_KEYED_N = 3  # three code points fill 63 bits of an int64
+_UNKNOWN, _OUT_OF_VOCABULARY, _DROPPED = -3, -1, -2  # token ids that are not vocabulary entries
 
 
 def _gram_key(gram: str) -> int:
@@ -241,6 +242,70 @@ class _TextBlock:
             order = np.argsort(keys)
             self.keys = keys[order]
             self.key_ids = np.fromiter(self.vocabulary.values(), dtype=np.int64)[order]
+        self.integer_words = not self.is_chars and (self.low, self.high) in ((1, 1), (1, 2), (2, 2))
+        if self.integer_words:
+            self._compile_words()
+
+    def _compile_words(self) -> None:
+        """Word uni- and bigrams as integers: a token id, or a pair of ids, looked up in numpy.
+
+        Every token that occurs in the vocabulary, alone or in a bigram, gets
+        an id, so that a bigram is found even where its tokens alone were cut
+        from the vocabulary: the counts are exactly scikit-learn's.
+        """
+        tokens: dict[str, int] = {}
+        for term in self.vocabulary:
+            for token in term.split(" "):
+                tokens.setdefault(token, len(tokens))
+        self.token_count = len(tokens)
+        for word in stop_words():
+            tokens.setdefault(word, _DROPPED)
+        self.token_ids = tokens
+        self._token_limit = len(tokens) + 100_000
+        self.unigram_feature = np.full(self.token_count, -1, dtype=np.int64)
+        pairs: list[tuple[int, int]] = []
+        for term, feature in self.vocabulary.items():
+            parts = term.split(" ")
+            if len(parts) == 1:
+                self.unigram_feature[tokens[term]] = feature
+            else:
+                pairs.append((tokens[parts[0]] * self.token_count + tokens[parts[1]], feature))
+        pairs.sort()
+        self.keys = np.array([key for key, _ in pairs], dtype=np.int64)
+        self.key_ids = np.array([feature for _, feature in pairs], dtype=np.int64)
+
+    def _word_counts(self, document: str) -> tuple[np.ndarray, np.ndarray]:
+        """Vocabulary ids and counts of the word uni- and bigrams of ``document``."""
+        tokens = cut(document)
+        ids = np.fromiter(map(self.token_ids.get, tokens, repeat(_UNKNOWN)), dtype=np.int64)
+        for i in np.flatnonzero(ids == _UNKNOWN).tolist():
+            token = tokens[i]
+            ids[i] = _OUT_OF_VOCABULARY if keeps_token(token) else _DROPPED
+            if ids[i] == _DROPPED and len(self.token_ids) < self._token_limit:
+                self.token_ids[token] = _DROPPED  # remembered: punctuation and digits recur
+        # Tokens word_tokens drops (stop words, punctuation, digits) must not stand
+        # between two words: remove them, as word_tokens does.
+        ids = ids[ids != _DROPPED]
+        features = []
+        if self.low == 1:
+            known = ids[ids >= 0]
+            unigrams = self.unigram_feature[known]
+            features.append(unigrams[unigrams >= 0])
+        if self.high == 2 and ids.size >= 2 and self.keys.size:
+            first, second = ids[:-1], ids[1:]
+            both = (first >= 0) & (second >= 0)
+            features.append(self._lookup(first[both] * self.token_count + second[both]))
+        if not features:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(features), return_counts=True)
+
+    def _lookup(self, grams: np.ndarray) -> np.ndarray:
+        """Vocabulary ids of the integer n-gram keys found in the vocabulary (with repeats)."""
+        if grams.size == 0:
+            return grams
+        positions = np.searchsorted(self.keys, grams)
+        positions[positions == len(self.keys)] = 0
+        return self.key_ids[positions[self.keys[positions] == grams]]
 
     def _char_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Vocabulary ids and counts of the character n-grams of ``text``."""
@@ -265,6 +330,8 @@ class _TextBlock:
     def row(self, document: str) -> tuple[np.ndarray, np.ndarray]:
         if self.integer_keys:
             indices, frequencies = self._char_counts(_WHITE_SPACES.sub(" ", char_view(document)))
+        elif self.integer_words:
+            indices, frequencies = self._word_counts(document)
         else:
             if self.is_chars:
                 grams = _ngrams(_WHITE_SPACES.sub(" ", char_view(document)), self.low, self.high, "")

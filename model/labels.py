@@ -69,4 +69,5 @@ _BY_NAME = {label.label: label for label in TOPICS + KINDS}
 
 def describe(label: str) -> Label:
     """Return the :class:`Label` for ``label``; labels from other corpora get a plain entry."""
-    return _BY_NAME.get(label, Label(label, label, ""))
+    found = _BY_NAME.get(label)
+    return found if found is not None else Label(label, label, "")

@@ -203,7 +203,7 @@ _KEEP: dict[str, bool] = {}
 _KEEP_LIMIT = 500_000
 
 
-def _keep(token: str) -> bool:
+def keeps_token(token: str) -> bool:
     """Whether a token is a word feature; memoised, since the same tokens recur endlessly."""
     kept = _KEEP.get(token)
     if kept is None:
@@ -219,5 +219,5 @@ def word_tokens(document: str) -> list[str]:
     return [
         token
         for token in segmenter(_active_engine).cut(document, False)
-        if (kept := known(token)) or (kept is None and _keep(token))
+        if (kept := known(token)) or (kept is None and keeps_token(token))
     ]
