@@ -195,6 +195,7 @@ _WHITE_SPACES = re.compile(r"\s\s+")
 _BITS = 21  # every code point fits in 21 bits
 _MAX_KEYED_N = 3  # three code points fill 63 bits of an int64
 _UNKNOWN, _OUT_OF_VOCABULARY, _DROPPED = -3, -1, -2  # token ids that are not vocabulary entries
+_SEPARATOR = "\x00"  # between the documents of a batch; normalisation removes it from text
 
 
 def _gram_key(gram: str) -> int:
@@ -260,6 +261,7 @@ class _TextBlock:
         self.token_count = len(tokens)
         for word in stop_words():
             tokens.setdefault(word, _DROPPED)
+        tokens[_SEPARATOR] = _OUT_OF_VOCABULARY
         self.token_ids = tokens
         self._token_limit = len(tokens) + 100_000
         self.unigram_feature = np.full(self.token_count, -1, dtype=np.int64)
@@ -274,9 +276,53 @@ class _TextBlock:
         self.keys = np.array([key for key, _ in pairs], dtype=np.int64)
         self.key_ids = np.array([feature for _, feature in pairs], dtype=np.int64)
 
-    def _word_counts(self, document: str) -> tuple[np.ndarray, np.ndarray]:
-        """Vocabulary ids and counts of the word uni- and bigrams of ``document``."""
-        tokens = cut(document)
+    def occurrences(self, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every vocabulary n-gram occurrence in a batch: (document index, feature id) pairs.
+
+        The integer paths do the look-ups for the whole batch at once, so that
+        numpy's per-call cost is paid per batch, not per document.
+        """
+        if self.integer_keys:
+            return self._char_occurrences(documents)
+        if self.integer_words:
+            return self._word_occurrences(documents)
+        rows, features = [], []
+        for number, document in enumerate(documents):
+            indices, frequencies = self._string_counts(document)
+            rows.append(np.repeat(np.full(len(indices), number), frequencies))
+            features.append(np.repeat(indices, frequencies))
+        return _concat(rows), _concat(features)
+
+    def _char_occurrences(self, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        texts = [_WHITE_SPACES.sub(" ", char_view(document)) for document in documents]
+        # One array of code points for the batch, a 0 after each document. An
+        # n-gram that touches a 0 is dropped, so none spans two documents.
+        codes = np.frombuffer("\x00".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        starts = np.repeat(np.arange(len(texts)), [len(text) + 1 for text in texts])[: len(codes)]
+        zero = codes == 0
+        rows, features = [], []
+        for n in range(self.low, self.high + 1):
+            span = len(codes) - n + 1
+            if span <= 0:
+                continue
+            key = codes[:span].copy()
+            bad = zero[:span].copy()
+            for k in range(1, n):
+                key = (key << _BITS) | codes[k : k + span]
+                bad |= zero[k : k + span]
+            found, positions = self._lookup_positions(key[~bad])
+            rows.append(starts[:span][~bad][positions])
+            features.append(found)
+        return _concat(rows), _concat(features)
+
+    def _word_occurrences(self, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        tokens: list[str] = []
+        lengths = []
+        for document in documents:
+            cut_tokens = cut(document)
+            tokens += cut_tokens
+            tokens.append(_SEPARATOR)
+            lengths.append(len(cut_tokens) + 1)
         ids = np.fromiter(map(self.token_ids.get, tokens, repeat(_UNKNOWN)), dtype=np.int64)
         for i in np.flatnonzero(ids == _UNKNOWN).tolist():
             token = tokens[i]
@@ -284,72 +330,42 @@ class _TextBlock:
             if ids[i] == _DROPPED and len(self.token_ids) < self._token_limit:
                 self.token_ids[token] = _DROPPED  # remembered: punctuation and digits recur
         # Tokens word_tokens drops (stop words, punctuation, digits) must not stand
-        # between two words: remove them, as word_tokens does.
-        ids = ids[ids != _DROPPED]
-        features = []
+        # between two words: remove them, as word_tokens does. The separator
+        # after each document is out of vocabulary: no bigram spans two documents.
+        kept = ids != _DROPPED
+        ids = ids[kept]
+        starts = np.repeat(np.arange(len(documents)), lengths)[kept]
+        rows, features = [], []
         if self.low == 1:
-            known = ids[ids >= 0]
-            unigrams = self.unigram_feature[known]
-            features.append(unigrams[unigrams >= 0])
+            unigrams = self.unigram_feature[np.maximum(ids, 0)]
+            hit = (ids >= 0) & (unigrams >= 0)
+            rows.append(starts[hit])
+            features.append(unigrams[hit])
         if self.high == 2 and ids.size >= 2 and self.keys.size:
             first, second = ids[:-1], ids[1:]
-            both = (first >= 0) & (second >= 0)
-            features.append(self._lookup(first[both] * self.token_count + second[both]))
-        if not features:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        return np.unique(np.concatenate(features), return_counts=True)
+            both = np.flatnonzero((first >= 0) & (second >= 0))
+            found, positions = self._lookup_positions(first[both] * self.token_count + second[both])
+            rows.append(starts[both][positions])
+            features.append(found)
+        return _concat(rows), _concat(features)
 
-    def _lookup(self, grams: np.ndarray) -> np.ndarray:
-        """Vocabulary ids of the integer n-gram keys found in the vocabulary (with repeats)."""
-        if grams.size == 0:
-            return grams
+    def _lookup_positions(self, grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids of the keys found in the vocabulary, and where in ``grams`` they were."""
+        if grams.size == 0 or self.keys.size == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         positions = np.searchsorted(self.keys, grams)
         positions[positions == len(self.keys)] = 0
-        return self.key_ids[positions[self.keys[positions] == grams]]
+        hits = np.flatnonzero(self.keys[positions] == grams)
+        return self.key_ids[positions[hits]], hits
 
-    def _char_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Vocabulary ids and counts of the character n-grams of ``text``."""
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        length = len(codes)
-        parts = []
-        for n in range(self.low, min(self.high, length) + 1):
-            key = codes[: length - n + 1].copy()
-            for k in range(1, n):
-                key = (key << _BITS) | codes[k : length - n + 1 + k]
-            parts.append(key)
-        if not parts:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        grams, counts = np.unique(np.concatenate(parts), return_counts=True)
-        positions = np.searchsorted(self.keys, grams)
-        positions[positions == len(self.keys)] = 0
-        hits = self.keys[positions] == grams
-        ids = self.key_ids[positions[hits]]
-        order = np.argsort(ids)
-        return ids[order], counts[hits][order]
-
-    def row(self, document: str) -> tuple[np.ndarray, np.ndarray]:
-        if self.integer_keys:
-            indices, frequencies = self._char_counts(_WHITE_SPACES.sub(" ", char_view(document)))
-        elif self.integer_words:
-            indices, frequencies = self._word_counts(document)
+    def _string_counts(self, document: str) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids and counts by building n-gram strings, as scikit-learn does (any n-gram range)."""
+        if self.is_chars:
+            grams = _ngrams(_WHITE_SPACES.sub(" ", char_view(document)), self.low, self.high, "")
         else:
-            if self.is_chars:
-                grams = _ngrams(_WHITE_SPACES.sub(" ", char_view(document)), self.low, self.high, "")
-            else:
-                grams = _ngrams(word_tokens(document), self.low, self.high, " ")
-            # In C: look every n-gram up (-1 when out of vocabulary), then count ids.
-            ids = np.fromiter(map(self.vocabulary.get, grams, repeat(-1)), dtype=np.int64)
-            indices, frequencies = np.unique(ids[ids >= 0], return_counts=True)
-        if indices.size == 0:
-            return indices, np.empty(0, dtype=np.float64)
-        values = frequencies.astype(np.float64)
-        if self.sublinear:
-            values = np.log(values) + 1.0
-        values *= self.idf[indices]
-        norm = math.sqrt(float(values @ values))
-        if norm > 0:
-            values *= self.weight / norm
-        return indices, values
+            grams = _ngrams(word_tokens(document), self.low, self.high, " ")
+        ids = np.fromiter(map(self.vocabulary.get, grams, repeat(-1)), dtype=np.int64)
+        return np.unique(ids[ids >= 0], return_counts=True)
 
 
 class CompiledFeatures:
@@ -378,32 +394,52 @@ class CompiledFeatures:
 
     def transform(self, documents: Sequence[str]) -> tuple[sparse.csr_matrix, list[dict[str, int]]]:
         """Feature matrix (documents x features) and structure counts per document."""
-        indices: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        indptr = [0]
-        all_counts = []
-        for document in documents:
-            row_total = 0
-            for block in self.blocks:
-                block_indices, block_values = block.row(document)
-                indices.append(block_indices)
-                values.append(block_values)
-                row_total += len(block_indices)
-            counts = structure_counts(document)
-            all_counts.append(counts)
-            if self.structure is not None:
-                offset, mean, scale, weight = self.structure
-                vector = (np.asarray(structure_vector(counts)) - mean) / scale * weight
-                indices.append(np.arange(offset, offset + len(vector)))
-                values.append(vector)
-                row_total += len(vector)
-            indptr.append(indptr[-1] + row_total)
-        matrix = sparse.csr_matrix(
-            (
-                np.concatenate(values) if values else np.empty(0),
-                np.concatenate(indices) if indices else np.empty(0, dtype=np.int64),
-                np.asarray(indptr),
-            ),
-            shape=(len(documents), self.n_features),
-        )
-        return matrix, all_counts
+        n = len(documents)
+        counts = [structure_counts(document) for document in documents]
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, feature, value), row-sorted
+        for block in self.blocks:
+            rows, features = block.occurrences(documents)
+            keys, frequencies = np.unique(rows * self.n_features + features, return_counts=True)
+            rows, features = keys // self.n_features, keys % self.n_features
+            values = frequencies.astype(np.float64)
+            if block.sublinear:
+                values = np.log(values) + 1.0
+            values *= block.idf[features]
+            norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=n))
+            values *= block.weight / norms[rows]
+            parts.append((rows, features, values))
+        if self.structure is not None:
+            offset, mean, scale, weight = self.structure
+            vectors = (np.array([structure_vector(c) for c in counts]).reshape(n, -1) - mean) / scale * weight
+            width = vectors.shape[1]
+            parts.append(
+                (np.repeat(np.arange(n), width), np.tile(np.arange(offset, offset + width), n), vectors.ravel())
+            )
+        return _merge_rows(parts, n, self.n_features), counts
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+
+
+def _merge_rows(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, width: int
+) -> sparse.csr_matrix:
+    """One CSR matrix from blocks of (row, feature, value) entries, each sorted by row then feature.
+
+    Blocks hold increasing feature ranges, so each row is the blocks' pieces
+    of that row one after another; entries are placed by arithmetic, not sorted.
+    """
+    per_block = [np.bincount(rows, minlength=n) for rows, _, _ in parts]
+    sizes = np.sum(per_block, axis=0) if per_block else np.zeros(n, dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    data = np.empty(indptr[-1], dtype=np.float64)
+    before = np.zeros(n, dtype=np.int64)  # entries of earlier blocks in each row
+    for (rows, features, values), block_sizes in zip(parts, per_block, strict=True):
+        block_starts = np.concatenate([[0], np.cumsum(block_sizes)[:-1]])
+        positions = indptr[rows] + before[rows] + (np.arange(len(rows)) - block_starts[rows])
+        indices[positions] = features
+        data[positions] = values
+        before += block_sizes
+    return sparse.csr_matrix((data, indices, indptr), shape=(n, width))

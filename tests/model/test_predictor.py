@@ -109,3 +109,23 @@ def test_kind_terms_show_the_texts_own_structure_evidence(predictor: Predictor) 
     assert analysis.kind.label == "analysis" and news.kind.label == "news"
     assert {"一是", "二是", "三是"} & set(analysis.kind.terms)
     assert "3月5日" in news.kind.terms or "召开" in news.kind.terms
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"char_ngrams": (1, 3), "use_structure": True},
+        {"word_ngrams": (1, 1), "char_ngrams": (2, 3)},
+        {"word_ngrams": (1, 3), "char_ngrams": (2, 4), "sublinear_tf": False, "max_features": 3000},
+        {"use_words": False, "use_structure": True, "structure_weight": 0.5},
+    ],
+)
+def test_compiled_features_match_every_feature_setting(corpus, options: dict) -> None:
+    from model.features import CompiledFeatures, build_features
+
+    documents = [join_document(i.title, i.text) for i in corpus[:80]]
+    union = build_features(**options).fit(documents)
+    probe = documents[:30] + ["", "单字", "no Chinese 123", "招商，的，引资 招商 引资"]
+    ours, counts = CompiledFeatures(union).transform(probe)
+    np.testing.assert_allclose(ours.toarray(), union.transform(probe).toarray(), rtol=1e-5, atol=1e-6)
+    assert len(counts) == len(probe)
