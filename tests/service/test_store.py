@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from service.store import Store
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The PostgreSQL server of the development and CI machines; another one via XINXI_TEST_DATABASE_URL.
+POSTGRES_URL = os.environ.get("XINXI_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
@@ -98,3 +100,34 @@ def test_ping_is_false_when_the_database_is_unreachable() -> None:
     store = Store("postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert store.ping() is False
     store.close()
+
+
+@pytest.mark.postgres
+def test_the_service_runs_on_postgresql(private_data_dir: Path, tmp_path: Path) -> None:
+    """The whole app over a database of its own on the real server: ready, tables made, then dropped."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy.engine import make_url
+
+    from service.app import create_app
+    from tests.service.conftest import SAMPLE_ITEM, make_settings, started
+
+    name = f"xinxi_app_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is needed for this test and not usable: {exc}")
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        with TestClient(create_app(make_settings(private_data_dir, tmp_path, database_url=url))) as client:
+            started(client)
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+        tables = inspect(create_engine(url)).get_table_names()
+        assert tables, "the service made its tables in PostgreSQL"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
