@@ -10,6 +10,7 @@ SHA-256 and size of every file. :func:`load_bundle` checks all of that before
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 _PINNED = ("scikit-learn",)
+_BUNDLE_KEYS = ("topics", "kind", "topic_labels", "thresholds", "mode")
 _RECORDED = ("scikit-learn", "numpy", "scipy", "joblib", "jieba", "rjieba")
 
 
@@ -84,7 +86,10 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        joblib.dump(bundle, staging / MODEL_FILE, compress=3)
+        with (staging / MODEL_FILE).open("wb") as handle:
+            joblib.dump(bundle, handle, compress=3)
+            handle.flush()
+            os.fsync(handle.fileno())
         manifest = dict(manifest)
         manifest.setdefault("version", directory.name)
         manifest["format"] = FORMAT_VERSION
@@ -99,11 +104,22 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
             json.dump(manifest, handle, ensure_ascii=False, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
+        _fsync_directory(staging)
         os.rename(staging, directory)
+        _fsync_directory(directory.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a directory's entries durable (the rename of a version survives a power cut)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -112,11 +128,38 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not Path(directory).is_dir():
         raise ModelNotFoundError(f"no model version at {directory}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ArtifactError(f"{directory} has no {MANIFEST_FILE}: not a model version") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} is not a manifest (a JSON object was expected)")
+    return manifest
+
+
+def verified_bytes(directory: Path, manifest: dict[str, Any], name: str = MODEL_FILE) -> bytes:
+    """The bytes of a model file, read once and checked against the manifest's SHA-256 and size.
+
+    What is checked is exactly what is then unpickled: the file is not opened
+    a second time. The checksum guards against damage and accidental change;
+    whoever can write the data directory can write a manifest too, so that
+    directory must be writable by the service's own user only.
+    """
+    expected = (manifest.get("files") or {}).get(name)
+    if not isinstance(expected, dict):
+        raise ArtifactError(f"{directory}/{MANIFEST_FILE} lists no {name}")
+    path = Path(directory) / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{path} is missing") from exc
+    if len(data) != expected.get("bytes") or hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+        raise ChecksumError(
+            f"{path} does not match the SHA-256 in its manifest: the file was changed or damaged; "
+            "retrain or restore the version"
+        )
+    return data
 
 
 def verify(directory: Path, manifest: dict[str, Any]) -> None:
@@ -124,15 +167,12 @@ def verify(directory: Path, manifest: dict[str, Any]) -> None:
     files = manifest.get("files") or {}
     if MODEL_FILE not in files:
         raise ArtifactError(f"{directory}/{MANIFEST_FILE} lists no {MODEL_FILE}")
-    for name, expected in files.items():
-        path = Path(directory) / name
-        if not path.is_file():
-            raise ArtifactError(f"{path} is missing")
-        if path.stat().st_size != expected.get("bytes") or file_sha256(path) != expected.get("sha256"):
-            raise ChecksumError(
-                f"{path} does not match the SHA-256 in its manifest: the file was changed or damaged; "
-                "retrain or restore the version"
-            )
+    for name in files:
+        verified_bytes(directory, manifest, name)
+    _check_compatible(manifest)
+
+
+def _check_compatible(manifest: dict[str, Any]) -> None:
     installed = library_versions()
     for name in _PINNED:
         saved = (manifest.get("libraries") or {}).get(name)
@@ -155,11 +195,17 @@ def load_bundle(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify, then load, a model version. Returns ``(bundle, manifest)``."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    verify(directory, manifest)
+    data = verified_bytes(directory, manifest)
+    _check_compatible(manifest)
     try:
-        bundle = joblib.load(directory / MODEL_FILE)
+        bundle = joblib.load(io.BytesIO(data))
     except Exception as exc:  # a verified file that still fails to unpickle
         raise ArtifactError(f"could not load {directory / MODEL_FILE}: {exc}") from exc
+    missing = [key for key in _BUNDLE_KEYS if not isinstance(bundle, dict) or key not in bundle]
+    if missing:
+        raise ArtifactError(f"{directory / MODEL_FILE} is not a xinxi model: it lacks {', '.join(missing)}")
+    if not manifest.get("version"):
+        raise ArtifactError(f"{directory / MANIFEST_FILE} names no version")
     labels = list((manifest.get("labels") or {}).get("topics") or [])
     if list(bundle.get("topic_labels", [])) != labels:
         raise IncompatibleModelError(

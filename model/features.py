@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.text import char_view, cut, keeps_token, stop_words, word_tokens
+from model.text import DEFAULT_ENGINE, char_view, cut, keeps_token, stop_words, word_tokens
 
 _NUM = r"[一二三四五六七八九十]"
 PATTERNS: dict[str, re.Pattern[str]] = {
@@ -221,7 +221,8 @@ def _ngrams(units: Sequence[str], low: int, high: int, joiner: str) -> Iterable[
 class _TextBlock:
     """The fitted state of one TfidfVectorizer, applied without scikit-learn's per-call checks."""
 
-    def __init__(self, vectorizer: Any, offset: int, weight: float) -> None:
+    def __init__(self, vectorizer: Any, offset: int, weight: float, engine: str) -> None:
+        self.engine = engine
         self.vocabulary: dict[str, int] = {term: offset + int(i) for term, i in vectorizer.vocabulary_.items()}
         self.idf = np.zeros(offset + len(vectorizer.vocabulary_), dtype=np.float64)
         self.idf[offset:] = vectorizer.idf_
@@ -319,7 +320,7 @@ class _TextBlock:
         tokens: list[str] = []
         lengths = []
         for document in documents:
-            cut_tokens = cut(document)
+            cut_tokens = cut(document, self.engine)
             tokens += cut_tokens
             tokens.append(_SEPARATOR)
             lengths.append(len(cut_tokens) + 1)
@@ -371,12 +372,15 @@ class _TextBlock:
 class CompiledFeatures:
     """A fitted :func:`build_features` union, compiled for fast inference.
 
+    ``engine`` is the segmentation engine the model was trained with; it is
+    passed to every cut, so two models in one process never share a setting.
+
     ``transform`` gives the same matrix as the union's own ``transform`` (to
     float rounding; a test checks it) at several times the speed, and also
     returns each document's structure counts, which the suggestions reuse.
     """
 
-    def __init__(self, union: FeatureUnion) -> None:
+    def __init__(self, union: FeatureUnion, engine: str = DEFAULT_ENGINE) -> None:
         weights = union.transformer_weights or {}
         self.blocks: list[_TextBlock] = []
         self.structure: tuple[int, np.ndarray, np.ndarray, float] | None = None
@@ -388,7 +392,7 @@ class CompiledFeatures:
                 self.structure = (offset, scaler.mean_, scaler.scale_, weight)
                 offset += len(FEATURE_NAMES)
             else:
-                self.blocks.append(_TextBlock(transformer, offset, weight))
+                self.blocks.append(_TextBlock(transformer, offset, weight, engine))
                 offset += len(transformer.vocabulary_)
         self.n_features = offset
 

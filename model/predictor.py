@@ -27,7 +27,7 @@ from model.errors import InvalidItemError
 from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
 from model.labels import KINDS, describe
 from model.suggestions import suggest
-from model.text import MAX_CHARS, has_chinese, join_document, normalize, use_engine
+from model.text import DEFAULT_ENGINE, MAX_CHARS, has_chinese, join_normalized, normalize, segmenter
 
 TOP_TERMS = 5
 
@@ -136,7 +136,8 @@ class Predictor:
         self.thresholds = np.asarray(bundle["thresholds"], dtype=np.float64)
         topics = bundle["topics"]
         self.features = topics.named_steps["features"]
-        self._compiled = CompiledFeatures(self.features)
+        self.engine: str = (self.manifest.get("segmenter") or {}).get("engine", DEFAULT_ENGINE)
+        self._compiled = CompiledFeatures(self.features, self.engine)
         self._topics = _linear_head(topics.named_steps["classifier"].estimators_)
         kind = bundle.get("kind")
         self._kind = None
@@ -159,8 +160,9 @@ class Predictor:
     def load(cls, directory: str | Path) -> Predictor:
         """Verify and load a model version directory."""
         bundle, manifest = load_bundle(Path(directory))
-        use_engine(manifest["segmenter"]["engine"])
-        return cls(bundle, manifest)
+        predictor = cls(bundle, manifest)
+        segmenter(predictor.engine)  # load its dictionary now, not on the first request
+        return predictor
 
     @property
     def has_kind(self) -> bool:
@@ -382,7 +384,8 @@ def _prepare(item: Any, position: int) -> tuple[str, list[str]]:
         text = text[:MAX_CHARS]
     if not text.strip():
         raise InvalidItemError(f"{name}: text is empty")
-    document = join_document((title or "")[:500], text)
-    if not has_chinese(document) and not document.replace(normalize(title or ""), "").strip():
+    body = normalize(text)
+    if not body:
         raise InvalidItemError(f"{name}: text is empty once control characters and markup are removed")
+    document = join_normalized(normalize((title or "")[:500]), body)
     return document, warnings

@@ -91,8 +91,11 @@ def join_document(title: str | None, text: str) -> str:
     This is the only place where the two are combined: training, evaluation,
     the API and batch scoring all go through it.
     """
-    title = normalize(title or "")
-    body = normalize(text)
+    return join_normalized(normalize(title or ""), normalize(text))
+
+
+def join_normalized(title: str, body: str) -> str:
+    """The join itself, for callers that have normalised title and body already."""
     return f"{title}\n{body}" if title else body
 
 

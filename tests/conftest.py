@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,18 @@ def write_jsonl(items: list[Item], path: Path) -> Path:
                       "topics": item.topics, "kind": item.kind}
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_xinxi_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests see the settings they make, not the XINXI_* variables of whoever runs them."""
+    from service.settings import get_settings
+
+    for name in [name for name in os.environ if name.startswith("XINXI_")]:
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

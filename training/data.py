@@ -41,7 +41,8 @@ for _label in TOPICS + KINDS:
     _LABEL_ALIASES[_label.name] = _label.label
 _LABEL_ALIASES.update({"动态": "news", "综合": "analysis", "hot issue": "hot_issue", "热点": "hot_issue"})
 _NO_TOPIC = {"", "无", "none", "null", "nan", "[]", "-", "—"}
-_SPLIT = re.compile(r"[,;|、，；/\s]+")
+# Only list separators: label names may contain spaces or slashes ("财经/股票").
+_SPLIT = re.compile(r"\s*[,;|、，；]\s*")
 _TRUE = {"true", "1", "yes", "y", "是", "已采用", "采用", "t"}
 _FALSE = {"false", "0", "no", "n", "否", "未采用", "f", ""}
 
@@ -184,7 +185,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         records.append(record)
     if problems:
         raise DataFileError(path, problems)
-    frame = pd.DataFrame.from_records(records)
+    # dtype=object keeps ids and labels as written (no 1 -> 1.0 when another record lacks one).
+    frame = pd.DataFrame(records, dtype=object)
     if frame.empty:
         raise DataFileError(path, [(None, "the file holds no items")])
     return _canonical(frame, path)
@@ -310,7 +312,7 @@ def load_items(
     for position, record in enumerate(records):
         row = record.get("_row") or position + first_row
         try:
-            item = _item_from(record, row, position)
+            item = _item_from(record, row, position, require_labels)
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             problems.append((row, str(exc)))
             continue
@@ -357,10 +359,12 @@ def _text_field(record: dict[str, Any], name: str) -> str:
     return value
 
 
-def _item_from(record: dict[str, Any], row: int, position: int) -> Item:
+def _item_from(record: dict[str, Any], row: int, position: int, require_labels: bool = False) -> Item:
     text = _text_field(record, "text")
     if not text.strip():
         raise ValueError("text is empty")
+    if require_labels and _missing(record.get("topics")):
+        raise ValueError("topics is missing (write [] or leave the cell empty for an item with no topic)")
     raw_id = record.get("id")
     item_id = str(raw_id).strip() if raw_id not in (None, "") and not _isnan(raw_id) else f"row-{row}"
     extra = {k: v for k, v in record.items() if k not in COLUMN_NAMES and k != "_row"}
@@ -368,7 +372,7 @@ def _item_from(record: dict[str, Any], row: int, position: int) -> Item:
         id=item_id,
         text=text,
         title=_text_field(record, "title"),
-        topics=parse_topics(record.get("topics")) if "topics" in record else None,
+        topics=None if _missing(record.get("topics")) else parse_topics(record.get("topics")),
         kind=parse_kind(record.get("kind")) if "kind" in record else None,
         unit=_text_field(record, "unit") or None,
         date=_optional_str(record.get("date")),
@@ -382,6 +386,11 @@ def _optional_str(value: Any) -> str | None:
     if value is None or _isnan(value) or (isinstance(value, str) and not value.strip()):
         return None
     return str(value)[:10] if hasattr(value, "isoformat") else str(value)
+
+
+def _missing(value: Any) -> bool:
+    """A label cell that was not given at all (absent key, JSON null, empty Parquet cell)."""
+    return value is None or _isnan(value)
 
 
 def _isnan(value: Any) -> bool:

@@ -25,7 +25,7 @@ from model.artifact import new_version_id, save_version
 from model.errors import XinxiError
 from model.labels import KIND_NAMES, TOPIC_NAMES
 from model.registry import ModelRegistry
-from model.text import join_document, segmenter_info, use_engine
+from model.text import DEFAULT_ENGINE, join_document, segmenter_info, use_engine
 from training.data import Item, topic_set
 from training.evaluate import kind_metrics, topic_matrix, topic_metrics
 from training.pipeline import build_heads, merge_params
@@ -152,7 +152,7 @@ def fit_model(
     params: dict[str, Any] | None = None,
     progress: Progress = _quiet,
     min_examples: int = MIN_EXAMPLES,
-    engine: str | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cross-validate, then fit, a model on labelled items.
 
@@ -172,16 +172,15 @@ def fit_model(
         Called as ``progress(step, done, total)``.
     min_examples : int
         Fewest positive items a label needs.
-    engine : str, optional
-        Segmentation engine; the process default when None.
+    engine : str
+        Segmentation engine (recorded in the manifest; prediction uses the same).
 
     Returns
     -------
     bundle, manifest
         What :func:`model.artifact.save_version` writes.
     """
-    if engine is not None:
-        use_engine(engine)
+    use_engine(engine)
     if folds < 2:
         raise TrainingError("--folds must be at least 2")
     missing = [item for item in items if item.topics is None]
@@ -193,9 +192,15 @@ def fit_model(
     check_counts(truth, chosen, min_examples)
     multiclass = bool(np.all(truth.sum(axis=1) == 1)) and len(chosen) > 2
     with_kind = [i for i, item in enumerate(items) if item.kind in KIND_NAMES]
-    train_kind = len(with_kind) == len(items) and len({items[i].kind for i in with_kind}) == 2
+    if with_kind and len(with_kind) < len(items):
+        first = next(item for item in items if item.kind not in KIND_NAMES)
+        raise TrainingError(
+            f"kind is missing on {len(items) - len(with_kind)} of {len(items)} items (first: row {first.row}, "
+            f"id {first.id}); give every item news/analysis, or none, to train topics only"
+        )
+    train_kind = bool(with_kind) and len({items[i].kind for i in with_kind}) == 2
     if with_kind and not train_kind:
-        progress("kind labels incomplete: the quality score is not trained", 0, 0)
+        raise TrainingError("every item has the same kind: the quality score needs both news and analysis items")
     is_analysis = np.array([int(item.kind == "analysis") for item in items])
     documents = [join_document(item.title, item.text) for item in items]
 
@@ -220,9 +225,16 @@ def fit_model(
         predicted[np.arange(len(truth)), np.argmax(oof_topics, axis=1)] = 1
     else:
         thresholds = choose_thresholds(truth, oof_topics)
-        predicted = (oof_topics >= thresholds).astype(np.int8)
+        # The metrics must not use thresholds tuned on the items they score: each
+        # fold is cut at thresholds chosen on the other folds' out-of-fold scores.
+        predicted = np.zeros_like(truth)
+        for _, test in splits:
+            others = np.setdiff1d(np.arange(len(items)), test)
+            fold_thresholds = choose_thresholds(truth[others], oof_topics[others])
+            predicted[test] = (oof_topics[test] >= fold_thresholds).astype(np.int8)
     metrics: dict[str, Any] = {
         "folds": folds,
+        "thresholds": "each fold cut at thresholds chosen on the other folds' out-of-fold probabilities",
         "topics": topic_metrics(truth, predicted, chosen, oof_topics),
     }
     if train_kind:
@@ -307,5 +319,10 @@ def ensure_active_model(
             return registry.active_path()
         from training.data import load_items
 
+        if not Path(data).exists():
+            raise TrainingError(
+                f"no model yet and no seed corpus at {data} to train one: run xinxi from a source checkout, "
+                "or train on your own labelled items with `xinxi train --data FILE`"
+            )
         items, _ = load_items(data, require_labels=True)
         return train_version(items, registry=registry, data_source=str(data), progress=progress, **fit_options)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from model import ChecksumError, IncompatibleModelError, ModelNotFoundError, ModelRegistry, Predictor
+from model import (
+    ArtifactError,
+    ChecksumError,
+    IncompatibleModelError,
+    ModelNotFoundError,
+    ModelRegistry,
+    Predictor,
+)
 from model.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest, save_version
 
 
@@ -81,12 +88,45 @@ def test_crash_while_saving_leaves_no_half_version(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_registry_activation_is_atomic_and_checked(model_dir: Path, tmp_path: Path) -> None:
-    registry = ModelRegistry(model_dir.parent.parent)
-    assert registry.active_id() == model_dir.name
+def test_registry_activation_replaces_the_pointer_and_refuses_bad_ids(model_dir: Path, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    for name in ("v1", "v2"):
+        shutil.copytree(model_dir, registry.models / name)
+    registry.activate("v1")
+    registry.activate("v2")
+    assert registry.active_id() == "v2"
+    assert sorted(p.name for p in registry.models.iterdir()) == ["ACTIVE", "v1", "v2"], "no temporary files left"
     with pytest.raises(ModelNotFoundError):
         registry.activate("../escape")
-    assert [m["version"] for m in registry.versions()] == [model_dir.name]
+    with pytest.raises(ModelNotFoundError):
+        registry.activate("v3")
+    assert registry.active_id() == "v2"
+    assert [m["version"] for m in registry.versions()] == [model_dir.name, model_dir.name]
+
+
+def test_other_domain_dictionary_is_refused(copy: Path) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["segmenter"]["dictionary_sha256"] = "0" * 64
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IncompatibleModelError, match="another domain dictionary"):
+        Predictor.load(copy)
+
+
+def test_a_model_segments_with_the_engine_it_was_trained_with(copy: Path, predictor: Predictor, corpus) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["segmenter"]["engine"] = "jieba"
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    with_jieba = Predictor.load(copy)
+    assert with_jieba.engine == "jieba" and predictor.engine == "rjieba"
+    assert {block.engine for block in with_jieba._compiled.blocks} == {"jieba"}
+    items = [item.as_input() for item in corpus[:10]]
+    assert [r.topics for r in with_jieba.predict(items)] == [r.topics for r in predictor.predict(items)]
+
+
+def test_manifest_that_is_not_an_object_is_refused(copy: Path) -> None:
+    (copy / MANIFEST_FILE).write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="not a manifest"):
+        Predictor.load(copy)
 
 
 def test_model_package_never_imports_the_service_or_training() -> None:

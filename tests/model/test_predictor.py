@@ -59,6 +59,7 @@ def test_predict_keeps_input_order(predictor: Predictor, corpus) -> None:
         ({"id": "e", "text": ""}, r"item 1 \(id e\): text is empty"),
         ({"id": "w", "text": " \n\t "}, r"text is empty"),
         ({"id": "c", "text": "\x00\u200b<br/>"}, r"text is empty once control characters"),
+        ({"id": "z", "title": "有标题", "text": "\u200b\u200b"}, r"item 1 \(id z\): text is empty once"),
         ({"id": "m", "title": "只有标题"}, r"text is missing"),
         ({"id": "n", "text": 12}, r"text must be a string, got int"),
         ({"id": "t", "text": "正文", "title": 5}, r"title must be a string"),
@@ -129,3 +130,19 @@ def test_compiled_features_match_every_feature_setting(corpus, options: dict) ->
     ours, counts = CompiledFeatures(union).transform(probe)
     np.testing.assert_allclose(ours.toarray(), union.transform(probe).toarray(), rtol=1e-5, atol=1e-6)
     assert len(counts) == len(probe)
+
+
+def test_title_equal_to_text_is_not_empty(predictor: Predictor) -> None:
+    assert predictor.predict([{"title": "abc", "text": "abc"}])[0].confidence == "low"
+
+
+def test_structure_evidence_comes_first_when_the_model_has_structure_features(corpus) -> None:
+    from training import fit_model
+
+    bundle, manifest = fit_model(corpus, folds=3, min_examples=5, params={"features": {"use_structure": True}})
+    with_structure = Predictor(bundle, {**manifest, "version": "structure"})
+    news = with_structure.predict_one(
+        "3月5日，县委召开招商引资工作推进会，副县长出席并讲话，要求各乡镇抓好在谈项目。", title="县委召开招商推进会"
+    )
+    assert news.kind.label == "news"
+    assert "3月5日" in news.kind.terms, news.kind.terms

@@ -106,3 +106,25 @@ def test_text_tab_label_layout_with_label_names(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="label '7' is not in the label-names file"):
         path.write_text("某新闻\t7\n", encoding="utf-8")
         load_items(path, label_names=["财经", "体育"])
+
+
+def test_missing_topics_are_a_row_error_when_labels_are_required(tmp_path: Path) -> None:
+    path = tmp_path / "partial.jsonl"
+    path.write_text(
+        '{"id": "1", "text": "有标签", "topics": []}\n{"id": "2", "text": "无标签"}\n{"id": "3", "text": "空", "topics": null}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataFileError) as caught:
+        load_items(path, require_labels=True)
+    assert [row for row, _ in caught.value.problems] == [2, 3]
+    assert "topics is missing" in caught.value.problems[0][1]
+    assert [i.topics for i in load_items(path)[0]] == [[], None, None]
+
+
+def test_numeric_ids_and_label_names_with_spaces_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ids.jsonl"
+    path.write_text('{"id": 12345678901234567, "text": "甲", "topics": "science and technology"}\n{"text": "乙", "topics": "财经/股票、体育"}\n', encoding="utf-8")
+    items, _ = load_items(path)
+    assert items[0].id == "12345678901234567"
+    assert items[0].topics == ["science and technology"]
+    assert items[1].topics == ["财经/股票", "体育"]

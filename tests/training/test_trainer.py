@@ -101,3 +101,41 @@ def test_end_to_end_train_evaluate_predict_from_the_command_line(
     assert result.exit_code == 2 and "row 2: not valid JSON" in result.output
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == len(source), "old output kept whole"
     get_settings.cache_clear()
+
+
+def test_partial_kind_labels_are_refused(corpus: list[Item]) -> None:
+    items = [Item(id=i.id, text=i.text, title=i.title, topics=i.topics, kind=i.kind, row=n + 1) for n, i in enumerate(corpus[:80])]
+    items[4].kind = None
+    with pytest.raises(TrainingError, match=r"kind is missing on 1 of 80 items \(first: row 5"):
+        fit_model(items, folds=3, min_examples=5)
+
+
+def test_the_default_model_is_trained_once_when_none_exists(corpus_file: Path, tmp_path: Path) -> None:
+    from model import ModelRegistry
+    from training import ensure_active_model
+
+    registry = ModelRegistry(tmp_path / "data")
+    steps: list[str] = []
+    first = ensure_active_model(registry, corpus_file, progress=lambda s, d, t: steps.append(s), folds=3, min_examples=5)
+    assert registry.active_id() == first.name and "done" in steps
+    assert ensure_active_model(registry, corpus_file) == first, "an existing active model is reused"
+    assert len(registry.versions()) == 1
+    with pytest.raises(TrainingError, match="no seed corpus at"):
+        ensure_active_model(ModelRegistry(tmp_path / "other"), tmp_path / "missing")
+
+
+def test_commands_train_the_default_model_first_when_there_is_none(
+    corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training
+    from service.cli import app
+
+    monkeypatch.setenv("XINXI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(training, "DEFAULT_DATA", corpus_file)
+    result = CliRunner().invoke(app, ["predict", "--text", "某镇发生山体滑坡，转移群众50人。", "--title", "滑坡"])
+    assert result.exit_code == 0, result.output
+    assert "training the default model" in result.output
+    assert json.loads(result.stdout.splitlines()[-1])["topics"]
+    from model import ModelRegistry
+
+    assert ModelRegistry(tmp_path / "data").active_id() is not None
