@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint system-deps bench clean
+.PHONY: serve test lint system-deps bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,24 +17,38 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/xinxi serve
 
-## Install everything the tests need (Python packages, Chromium) and run the whole suite.
-test: $(STAMP) system-deps
+## Install everything the tests need (Debian packages, Python packages) and run the whole suite.
+test: system-deps $(STAMP)
 	$(BIN)/ruff check model training service tests bench
 	$(BIN)/mypy model service
 	$(BIN)/python -m pytest
 
-## Chromium for the browser test, from Debian's packages (no browser download).
+## Debian packages the tests use: venv support, Chromium and a CJK font for the
+## browser test (no browser download), the PostgreSQL client tools.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; }
+	@missing=""; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
+	command -v pg_isready >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(APT) $$missing; \
+	fi
+
+## wrk drives the HTTP load benchmark (bench/load.py).
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(APT) wrk; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check model training service tests bench
 	$(BIN)/mypy model service
 
-bench: $(STAMP)
+bench: $(STAMP) bench-deps
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts
