@@ -6,7 +6,7 @@ swapped in by one assignment, so requests in flight finish on the model they
 started with and no request ever sees a half-loaded one. Until the first
 model is in, :meth:`ActiveModel.get` raises ``ModelNotLoadedError`` (503).
 If a new version fails to load, the old one keeps serving and the failure is
-logged once.
+logged once; whatever the failure, the poller thread keeps polling.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import gc
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from model import ModelRegistry, Predictor, XinxiError
+from model import ModelRegistry, Predictor
+from model.registry import ACTIVE_FILE
 from service.errors import ModelNotLoadedError
 
 log = logging.getLogger("xinxi.service")
@@ -39,7 +41,7 @@ class ActiveModel:
         self._predictor: Predictor | None = None
         self._loaded_id: str | None = None  # the registry's id, which a copied version's manifest may not carry
         self._state = "loading"
-        self._failed: str | None = None
+        self._failed: tuple[Any, ...] | None = None  # (version, pointer identity) that failed to load
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.ready = threading.Event()
@@ -81,9 +83,16 @@ class ActiveModel:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        self.refresh()
+        self._refresh_guarded()
         while self.poll_seconds > 0 and not self._stop.wait(self.poll_seconds):
+            self._refresh_guarded()
+
+    def _refresh_guarded(self) -> None:
+        # A dead poller would silently pin the service to its current model for good.
+        try:
             self.refresh()
+        except Exception:
+            log.exception("the model poller failed; it will look again in %s s", self.poll_seconds)
 
     def refresh(self) -> bool:
         """Load the active version if it is not the one serving; True when a new model was swapped in."""
@@ -98,36 +107,76 @@ class ActiveModel:
                 if current is None:
                     self._state = "missing"
                 return False
-            if version == current or version == self._failed:
+            if version == current:
+                return False
+            # A failure is remembered with the pointer's identity: rewriting ACTIVE, as
+            # `xinxi models activate` does, asks for another try of the same version.
+            attempt = (version, *self._pointer_identity())
+            if attempt == self._failed:
                 return False
             started = time.perf_counter()
             try:
-                predictor = Predictor.load(self.registry.active_path())
-                predictor.predict([WARM_UP_ITEM])
-            except (XinxiError, OSError, ValueError, TypeError) as exc:
-                self._failed = version
+                predictor = load_and_warm(self.registry.active_path())
+            except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything; keep serving
+                self._failed = attempt
                 if current is None:
                     self._state = "failed"
-                log.error("could not load model %s (still serving %s): %s", version, current or "none", exc)
+                log.error(
+                    "could not load model %s (still serving %s): %s",
+                    version,
+                    current or "none",
+                    exc,
+                    exc_info=True,
+                )
                 if self.metrics is not None:
                     self.metrics.model_swaps.labels("failed").inc()
                 return False
-            self._predictor = predictor
-            self._loaded_id = version
-            _freeze_long_lived_objects()
-            self._failed = None
-            self._state = "ready"
-            self.ready.set()
-            if self.metrics is not None:
-                self.metrics.model_swaps.labels("loaded").inc()
-                self.metrics.model_loaded.set(1)
-            log.info(
-                "serving model %s (loaded in %.2f s, was %s)",
-                version,
-                time.perf_counter() - started,
-                current or "none",
-            )
+            self._install(predictor, version, started)
             return True
+
+    def _pointer_identity(self) -> tuple[int, int]:
+        try:
+            status = (self.registry.models / ACTIVE_FILE).stat()
+        except OSError:
+            return (0, 0)
+        return (status.st_ino, status.st_mtime_ns)
+
+    def install(self, predictor: Predictor, version: str) -> None:
+        """Make ``version`` active in the registry and serve ``predictor`` (loaded and warmed) from now on.
+
+        For an explicit activation. Pointer and model change under the poller's
+        lock, so the poller never loads the same version a second time; an
+        earlier failure of ``version`` is forgotten.
+        """
+        with self._lock:
+            started = time.perf_counter()
+            self.registry.activate(version)
+            self._install(predictor, version, started)
+
+    def _install(self, predictor: Predictor, version: str, started: float) -> None:
+        previous = self._loaded_id
+        self._predictor = predictor
+        self._loaded_id = version
+        _freeze_long_lived_objects()
+        self._failed = None
+        self._state = "ready"
+        self.ready.set()
+        if self.metrics is not None:
+            self.metrics.model_swaps.labels("loaded").inc()
+            self.metrics.model_loaded.set(1)
+        log.info(
+            "serving model %s (loaded in %.2f s, was %s)",
+            version,
+            time.perf_counter() - started,
+            previous or "none",
+        )
+
+
+def load_and_warm(directory: Path) -> Predictor:
+    """Load a version and score one item with it, so that nothing is served that cannot predict."""
+    predictor = Predictor.load(directory)
+    predictor.predict([WARM_UP_ITEM])
+    return predictor
 
 
 def _freeze_long_lived_objects() -> None:

@@ -420,12 +420,19 @@ def models_show(version: Annotated[str | None, typer.Argument(help="version id (
 
 @models_app.command("activate")
 def models_activate(version: Annotated[str, typer.Argument(help="version id to make active")]) -> None:
-    """Make a version the active one; running services pick it up without a restart."""
-    from model.artifact import load_bundle
+    """Make a version the active one, once it has loaded and predicted; running services pick it up."""
+    from model.artifact import read_manifest
+    from service.active_model import load_and_warm
 
     with errors_to_messages():
         reg = registry()
-        load_bundle(reg.path(version))
+        path = reg.path(version)
+        read_manifest(path)  # a missing or unknown version keeps its own message
+        # Every running service follows the pointer, so it only moves to a version that works.
+        try:
+            load_and_warm(path)
+        except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
+            fail(f"model {version} cannot be loaded, so the active model was not changed: {exc}")
         reg.activate(version)
         console.print(f"{version} is now active")
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends
 
 from model import ArtifactError
-from model.artifact import load_bundle
+from service.active_model import load_and_warm
 from service.dependencies import ActiveModelDep, PredictorDep
 from service.errors import NotFoundError, ServiceError
 from service.schemas import ActivateRequest, ModelOut, ModelSummary
 from service.security import require_api_key
+
+log = logging.getLogger("xinxi.service")
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -65,11 +68,11 @@ def list_models(active: ActiveModelDep) -> list[ModelSummary]:
     responses={
         401: {"description": "API key missing or wrong"},
         404: {"description": "no such version"},
-        409: {"description": "the version fails verification"},
+        409: {"description": "the version fails verification, loading or a trial prediction"},
     },
 )
 def activate_model(body: ActivateRequest, active: ActiveModelDep) -> ModelOut:
-    """Verify a version, make it active for every worker and every `xinxi` command, and load it here now."""
+    """Load and try a version, then make it active for every worker and every `xinxi` command and serve it here."""
     registry = active.registry
     try:
         directory = registry.path(body.version)
@@ -77,10 +80,16 @@ def activate_model(body: ActivateRequest, active: ActiveModelDep) -> ModelOut:
         raise NotFoundError(str(exc), "找不到该模型版本") from exc
     if not directory.is_dir():
         raise NotFoundError(f"no model version {body.version!r}", "找不到该模型版本")
+    # The pointer moves only once the version has predicted here: checksums alone
+    # pass a bundle that is malformed inside, and other workers would follow the
+    # pointer to a model that cannot load.
     try:
-        load_bundle(directory)
-    except ArtifactError as exc:
-        raise ModelRejectedError(str(exc), "该模型版本校验失败，未切换") from exc
-    registry.activate(body.version)
-    active.refresh()
-    return _model_out(active.get().manifest, active=True)
+        predictor = load_and_warm(directory)
+    except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
+        log.warning("refused to activate model %s: %s", body.version, exc, exc_info=True)
+        raise ModelRejectedError(
+            f"model {body.version} cannot be loaded, so it was not activated: {exc}",
+            "该模型版本无法加载，未切换",
+        ) from exc
+    active.install(predictor, body.version)
+    return _model_out(predictor.manifest, active=True)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
 from fastapi.testclient import TestClient
 
 from model import ModelRegistry
+from model.artifact import MODEL_FILE, file_sha256
 from service.app import create_app
 from service.settings import Settings
 
@@ -72,3 +74,32 @@ def copy_version(root: Path, source: Path, version: str) -> str:
     manifest["version"] = version
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     return version
+
+
+def malformed_version(root: Path, source: Path, version: str, damage: Callable[[dict[str, Any]], None]) -> str:
+    """Add a copy of ``source`` whose bundle ``damage`` has changed, with checksums that still match."""
+    copy_version(root, source, version)
+    target = root / "models" / version
+    bundle = joblib.load(target / MODEL_FILE)
+    damage(bundle)
+    joblib.dump(bundle, target / MODEL_FILE, compress=3)
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["files"][MODEL_FILE] = {
+        "sha256": file_sha256(target / MODEL_FILE),
+        "bytes": (target / MODEL_FILE).stat().st_size,
+    }
+    manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return version
+
+
+def short_thresholds(bundle: dict[str, Any]) -> None:
+    bundle["thresholds"] = list(bundle["thresholds"])[:-1]
+
+
+def no_topic_head(bundle: dict[str, Any]) -> None:
+    del bundle["topics"]
+
+
+def headless_topics(bundle: dict[str, Any]) -> None:
+    bundle["topics"] = None  # AttributeError on load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,16 @@ from fastapi.testclient import TestClient
 import service.active_model
 from model import ModelRegistry, Predictor
 from service.app import create_app
-from tests.service.conftest import SAMPLE_ITEM, copy_version, make_settings, started
+from tests.service.conftest import (
+    SAMPLE_ITEM,
+    copy_version,
+    headless_topics,
+    make_settings,
+    malformed_version,
+    no_topic_head,
+    short_thresholds,
+    started,
+)
 from tests.service.test_api import assert_error
 
 KEY = "k3y-for-tests-6f1c2a9d"
@@ -102,6 +112,105 @@ def test_a_damaged_new_model_is_refused_and_the_old_one_keeps_serving(
         assert response.json()["model_version"] == model_dir.name
 
 
+@pytest.mark.parametrize("damage", [no_topic_head, headless_topics, short_thresholds])
+def test_a_malformed_bundle_with_good_checksums_is_refused_by_the_poller(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage
+) -> None:
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        version = malformed_version(private_data_dir, model_dir, "20990505-000000-bad0", damage)
+        ModelRegistry(private_data_dir).activate(version)
+        with caplog.at_level(logging.ERROR, logger="xinxi.service"):
+            assert active.refresh() is False
+            assert active.refresh() is False  # remembered: not loaded again on every poll
+        failures = [r for r in caplog.records if f"could not load model {version}" in r.getMessage()]
+        assert len(failures) == 1 and failures[0].exc_info is not None
+        assert active.state == "ready"
+        response = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]})
+        assert response.status_code == 200 and response.json()["model_version"] == model_dir.name
+
+
+def test_a_malformed_first_model_leaves_the_state_failed_not_loading(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    ModelRegistry(private_data_dir).activate(
+        malformed_version(private_data_dir, model_dir, "20990505-000000-bad1", headless_topics)
+    )
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = client.app.state.active_model  # type: ignore[attr-defined]
+        active.refresh()
+        assert active.state == "failed"
+        error = assert_error(client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}), 503, "model_not_loaded")
+        assert "could not be loaded" in error["message_en"]
+
+
+def test_the_poller_survives_a_malformed_bundle_and_any_error(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(private_data_dir)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0.02))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        registry.activate(malformed_version(private_data_dir, model_dir, "20990606-000000-bad2", headless_topics))
+        failed = threading.Event()
+        real_active_id = active.registry.active_id
+
+        def active_id_after_a_failure():
+            if failed.is_set():
+                return real_active_id()
+            failed.set()
+            raise RuntimeError("an error nobody foresaw")
+
+        monkeypatch.setattr(active.registry, "active_id", active_id_after_a_failure)
+        assert failed.wait(30)
+        active.ready.clear()
+        registry.activate(copy_version(private_data_dir, model_dir, "20990606-000000-600d"))
+        assert active.ready.wait(30), "the poller died"
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == (
+            "20990606-000000-600d"
+        )
+
+
+@pytest.mark.parametrize("damage", [no_topic_head, short_thresholds])
+def test_activating_a_malformed_version_answers_409_and_changes_nothing(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path, damage
+) -> None:
+    version = malformed_version(private_data_dir, model_dir, "20990707-000000-bad3", damage)
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, model_poll_seconds=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        started(client)
+        response = client.put("/v1/models/active", json={"version": version}, headers={"Authorization": f"Bearer {KEY}"})
+        error = assert_error(response, 409, "model_rejected")
+        assert version in error["message_en"]
+        assert ModelRegistry(private_data_dir).active_id() == model_dir.name
+        assert client.get("/v1/models/active").json()["version"] == model_dir.name
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == model_dir.name
+
+
+def test_activating_a_repaired_version_loads_it_although_it_failed_before(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    version = malformed_version(private_data_dir, model_dir, "20990808-000000-bad4", short_thresholds)
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, model_poll_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        ModelRegistry(private_data_dir).activate(version)
+        assert active.refresh() is False
+        _repair(private_data_dir / "models" / version, model_dir)
+        response = client.put("/v1/models/active", json={"version": version}, headers={"Authorization": f"Bearer {KEY}"})
+        assert response.status_code == 200, response.text
+        assert response.json()["version"] == version
+        assert active.state == "ready"
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == version
+
+
+def _repair(target: Path, source: Path) -> None:
+    """Put ``source``'s bundle back into the malformed version ``target``, keeping its id."""
+    (target / "model.joblib").write_bytes((source / "model.joblib").read_bytes())
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"] = json.loads((source / "manifest.json").read_text(encoding="utf-8"))["files"]
+    (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+
+
 def test_prediction_is_open_by_default_and_keyed_when_configured(
     private_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -147,3 +256,45 @@ def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: P
         error = assert_error(client.get("/readyz"), 503, "not_ready")
         assert "store unreachable" in error["message_en"]
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+
+
+def test_the_activate_command_refuses_a_version_that_cannot_predict(
+    private_data_dir: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+    from service.settings import get_settings
+
+    monkeypatch.setenv("XINXI_DATA_DIR", str(private_data_dir))
+    get_settings.cache_clear()
+    registry = ModelRegistry(private_data_dir)
+    version = malformed_version(private_data_dir, model_dir, "20990909-000000-bad5", short_thresholds)
+    try:
+        refused = CliRunner().invoke(app, ["models", "activate", version])
+        assert refused.exit_code == 2
+        assert f"model {version} cannot be loaded" in refused.output
+        assert registry.active_id() == model_dir.name
+        _repair(private_data_dir / "models" / version, model_dir)
+        accepted = CliRunner().invoke(app, ["models", "activate", version])
+        assert accepted.exit_code == 0, accepted.output
+        assert registry.active_id() == version
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_failed_version_is_tried_again_when_the_pointer_is_rewritten(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """`xinxi models activate` in another process is an explicit activation too."""
+    registry = ModelRegistry(private_data_dir)
+    version = malformed_version(private_data_dir, model_dir, "20991010-000000-bad6", short_thresholds)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        registry.activate(version)
+        assert active.refresh() is False
+        _repair(private_data_dir / "models" / version, model_dir)
+        assert active.refresh() is False  # the same pointer: not tried on every poll
+        registry.activate(version)
+        assert active.refresh() is True
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == version
