@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -364,28 +365,39 @@ def serve(
     with errors_to_messages():
         load_predictor(None)
     workers = workers or settings.workers
-    if workers > 1:
-        _share_metrics_between_workers(settings.data_dir)
+    private_metrics = _share_metrics_between_workers(settings.data_dir) if workers > 1 else None
     console.print(f"Editor page: http://{host or settings.host}:{port or settings.port}/")
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-    )
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+        )
+    finally:
+        if private_metrics is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(private_metrics, ignore_errors=True)
 
 
-def _share_metrics_between_workers(data_dir: Path) -> None:
-    """Point prometheus_client's multiprocess mode at a fresh directory, so /metrics sums every worker."""
-    import shutil
+def _share_metrics_between_workers(data_dir: Path) -> Path | None:
+    """Turn on prometheus_client's multiprocess mode, so /metrics sums every worker.
 
-    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data_dir / "prometheus")
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    A directory the user named in PROMETHEUS_MULTIPROC_DIR is used as it is and
+    never emptied: it may hold anything. Otherwise each run gets a fresh
+    directory of its own under ``data_dir/prometheus``, returned so that the
+    caller removes it afterwards.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    parent = data_dir / "prometheus"
+    parent.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
 
 
 @models_app.command("list")
