@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XINXI_", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="model versions, the SQLite file, job files")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir when unset")
+    database_url: str | None = Field(
+        default=None, repr=False, description="SQLAlchemy URL; SQLite in data_dir when unset (may hold a password)"
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated API keys")
     predict_requires_key: bool = Field(default=False, description="require an API key for prediction too")
     host: str = "127.0.0.1"
