@@ -47,7 +47,14 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     shutil.copytree(model_dir, root / "models" / model_dir.name)
     (root / "models" / "ACTIVE").write_text(model_dir.name + "\n")
     port = free_port()
-    env = {**os.environ, "XINXI_DATA_DIR": str(root), "XINXI_LOG_LEVEL": "warning"}
+    # Only what the server needs: the host's XINXI_* (keys, database, poll interval) must not reach it.
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": os.environ.get("HOME", str(root)),
+        "XINXI_DATA_DIR": str(root),
+        "XINXI_DATABASE_URL": f"sqlite:///{root / 'xinxi.db'}",
+        "XINXI_LOG_LEVEL": "warning",
+    }
     process = subprocess.Popen(
         [
             sys.executable,
