@@ -23,7 +23,7 @@ from scipy import sparse
 from scipy.special import expit
 
 from model.artifact import load_bundle
-from model.errors import InvalidItemError
+from model.errors import ArtifactError, InvalidItemError
 from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
 from model.labels import KINDS, describe
 from model.suggestions import suggest
@@ -134,6 +134,10 @@ class Predictor:
         self._topic_names = [describe(label).name for label in self.topic_labels]
         self.mode: str = bundle.get("mode", "multilabel")
         self.thresholds = np.asarray(bundle["thresholds"], dtype=np.float64)
+        if self.thresholds.shape != (len(self.topic_labels),):
+            raise ArtifactError(
+                f"model {self.version}: {self.thresholds.size} thresholds for {len(self.topic_labels)} topic labels"
+            )
         topics = bundle["topics"]
         self.features = topics.named_steps["features"]
         self.engine: str = (self.manifest.get("segmenter") or {}).get("engine", DEFAULT_ENGINE)

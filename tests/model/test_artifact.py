@@ -138,3 +138,9 @@ def test_model_package_never_imports_the_service_or_training() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_thresholds_must_match_the_labels(predictor: Predictor) -> None:
+    bundle = {**predictor.bundle, "thresholds": [0.5]}
+    with pytest.raises(ArtifactError, match="1 thresholds for 5 topic labels"):
+        Predictor(bundle, predictor.manifest)
