@@ -150,38 +150,14 @@ def build_features(
         Switch blocks off, for ablations.
     """
     blocks: list[tuple[str, object]] = []
+    shared = {"lowercase": False, "min_df": min_df, "max_features": max_features,
+              "sublinear_tf": sublinear_tf, "dtype": np.float32}
     if use_words:
-        blocks.append(
-            (
-                "words",
-                TfidfVectorizer(
-                    tokenizer=word_tokens,
-                    token_pattern=None,
-                    lowercase=False,
-                    ngram_range=word_ngrams,
-                    min_df=min_df,
-                    max_features=max_features,
-                    sublinear_tf=sublinear_tf,
-                    dtype=np.float32,
-                ),
-            )
-        )
+        words = TfidfVectorizer(tokenizer=word_tokens, token_pattern=None, ngram_range=word_ngrams, **shared)
+        blocks.append(("words", words))
     if use_chars:
-        blocks.append(
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char",
-                    preprocessor=char_view,
-                    lowercase=False,
-                    ngram_range=char_ngrams,
-                    min_df=min_df,
-                    max_features=max_features,
-                    sublinear_tf=sublinear_tf,
-                    dtype=np.float32,
-                ),
-            )
-        )
+        chars = TfidfVectorizer(analyzer="char", preprocessor=char_view, ngram_range=char_ngrams, **shared)
+        blocks.append(("chars", chars))
     weights = {}
     if use_structure:
         blocks.append(("structure", Pipeline([("counts", StructureFeatures()), ("scale", StandardScaler())])))
