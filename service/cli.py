@@ -196,6 +196,7 @@ def evaluate(
 ) -> None:
     """Evaluate a model version on labelled items, or cross-validate xinxi against baselines (--compare)."""
     from training import evaluate_model, load_items
+    from training.evaluate import score_items
 
     with errors_to_messages():
         names = _read_lines(label_names) if label_names else None
@@ -212,8 +213,12 @@ def evaluate(
             return
         predictor = load_predictor(model_dir)
         items, _ = load_items(data, require_labels=True, label_names=names)
+        with progress_bar("scoring") as update:
+            update(f"{len(items)} items", 0, len(items))
+            predictions = score_items(predictor, items)
+            update(f"{len(items)} items", len(items), len(items))
         try:
-            metrics = evaluate_model(predictor, items)
+            metrics = evaluate_model(predictor, items, predictions)
         except ValueError as exc:
             fail(str(exc))
         _print_metrics(metrics, f"model {predictor.version} on {data}")
@@ -225,9 +230,6 @@ def evaluate(
                 errors_markdown,
             )
 
-            predictions = []
-            for start in range(0, len(items), BATCH):
-                predictions += predictor.predict([item.as_input() for item in items[start : start + BATCH]])
             metrics["calibration"] = calibration_from_predictions(items, predictions, predictor.topic_labels)
             text = calibration_markdown(metrics["calibration"])
             if errors:

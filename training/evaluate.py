@@ -95,8 +95,18 @@ def evaluate_predictions(
     return report
 
 
-def evaluate_model(predictor: Predictor, items: Sequence[Item], batch_size: int = 256) -> dict[str, Any]:
-    """Score ``items`` with ``predictor`` and compare with their labels.
+def score_items(predictor: Predictor, items: Sequence[Item], batch_size: int = 256) -> list[Prediction]:
+    """The predictor's results for ``items``, in order, scored in batches."""
+    predictions: list[Prediction] = []
+    for start in range(0, len(items), batch_size):
+        predictions += predictor.predict([item.as_input() for item in items[start : start + batch_size]])
+    return predictions
+
+
+def evaluate_model(
+    predictor: Predictor, items: Sequence[Item], predictions: Sequence[Prediction] | None = None
+) -> dict[str, Any]:
+    """Compare ``predictor``'s results on ``items`` (scored here unless given) with their labels.
 
     Raises
     ------
@@ -109,9 +119,8 @@ def evaluate_model(predictor: Predictor, items: Sequence[Item], batch_size: int 
             f"the data has labels the model does not know: {', '.join(unknown)}; "
             f"the model's labels are {', '.join(predictor.topic_labels)}"
         )
-    predictions: list[Prediction] = []
-    for start in range(0, len(items), batch_size):
-        predictions += predictor.predict([item.as_input() for item in items[start : start + batch_size]])
+    if predictions is None:
+        predictions = score_items(predictor, items)
     report = evaluate_predictions(items, predictions, predictor.topic_labels)
     report["model_version"] = predictor.version
     return report
