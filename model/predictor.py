@@ -25,7 +25,7 @@ from scipy.special import expit
 from model.artifact import load_bundle
 from model.errors import ArtifactError, InvalidItemError
 from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
-from model.labels import KINDS, describe
+from model.labels import POSITIVE_KIND, describe, kind_of
 from model.suggestions import suggest
 from model.text import DEFAULT_ENGINE, MAX_CHARS, has_chinese, join_normalized, normalize, segmenter
 
@@ -336,11 +336,11 @@ class Predictor:
         grade = None
         suggestions: list[str] = []
         if analysis_head and analysis is not None:
-            chosen = KINDS[1] if analysis >= 0.5 else KINDS[0]
+            chosen = kind_of(analysis)
             kind = KindScore(
                 label=chosen.label,
                 name=chosen.name,
-                probability=round(analysis if chosen.label == "analysis" else 1 - analysis, 4),
+                probability=round(analysis if chosen.label == POSITIVE_KIND else 1 - analysis, 4),
                 analysis_probability=round(analysis, 4),
                 terms=self._kind_terms(document, structure_row, terms[-1], analysis >= 0.5),
             )

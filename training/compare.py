@@ -49,11 +49,11 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from model.features import structure_counts
-from model.labels import KIND_NAMES, TOPICS
+from model.labels import KIND_NAMES, POSITIVE_KIND, TOPICS, positive_kind_vector, topic_matrix
 from model.predictor import Prediction, Predictor
 from model.text import join_document, user_dictionary, word_tokens
 from training.data import Item, load_items
-from training.evaluate import kind_metrics, topic_matrix, topic_metrics
+from training.evaluate import kind_metrics, topic_metrics
 from training.trainer import TrainingError, _folds, fit_model, resolve_labels
 
 METHODS: tuple[str, ...] = ("xinxi", "sklearn-baseline", "keyword-rules", "fasttext")
@@ -109,7 +109,7 @@ def prepare(
     if missing:
         raise TrainingError(f"item {missing[0].id} (row {missing[0].row}) has no topics field; every item needs one")
     chosen = resolve_labels(items, labels)
-    truth = topic_matrix(items, chosen)
+    truth = topic_matrix([item.topics for item in items], chosen)
     multiclass = bool(np.all(truth.sum(axis=1) == 1)) and len(chosen) > 2
     kinds = [item.kind for item in items]
     has_kind = all(k in KIND_NAMES for k in kinds) and len(set(kinds)) == 2
@@ -120,7 +120,7 @@ def prepare(
         documents=[join_document(item.title, item.text) for item in items],
         multiclass=multiclass,
         has_kind=has_kind,
-        is_analysis=np.array([int(k == "analysis") for k in kinds], dtype=np.int8),
+        is_analysis=positive_kind_vector(kinds),
         groups=list(groups) if groups is not None else None,
         source=source,
     )
@@ -518,7 +518,7 @@ class FastTextMethod(Method):
             found = self._probabilities(self.topics_, text)
             probabilities[row] = [found.get(label, 0.0) for label in data.labels]
             if analysis is not None:
-                analysis[row] = self._probabilities(self.kind_, text).get("analysis", 0.0)
+                analysis[row] = self._probabilities(self.kind_, text).get(POSITIVE_KIND, 0.0)
         probabilities = np.clip(probabilities, 0.0, 1.0)  # fastText's softmax can exceed 1 by 1e-5
         if analysis is not None:
             analysis = np.clip(analysis, 0.0, 1.0)

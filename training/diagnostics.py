@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import brier_score_loss
 
-from model.labels import describe
+from model.labels import KIND_NAMES, describe, positive_kind_vector, topic_matrix
 from model.predictor import Prediction
 from training.data import Item
-from training.evaluate import topic_matrix
 
 NONE = "(none)"
 """Stands for 'no topic' in the confusion summary."""
@@ -109,11 +108,11 @@ def calibration_from_predictions(
     items: Sequence[Item], predictions: Sequence[Prediction], labels: Sequence[str], bins: int = 10
 ) -> dict[str, Any]:
     """:func:`calibration_report` of a Predictor's output against the items' labels."""
-    truth = topic_matrix(items, labels)
+    truth = topic_matrix([item.topics for item in items], labels)
     probabilities = np.array([[t.probability for t in p.topics] for p in predictions])
     pairs = [(item.kind, p.kind.analysis_probability) for item, p in zip(items, predictions, strict=True)
-             if item.kind in ("news", "analysis") and p.kind is not None]
-    is_analysis = np.array([int(k == "analysis") for k, _ in pairs]) if pairs else None
+             if item.kind in KIND_NAMES and p.kind is not None]
+    is_analysis = positive_kind_vector(k for k, _ in pairs) if pairs else None
     analysis = np.array([a for _, a in pairs]) if pairs else None
     return calibration_report(truth, probabilities, labels, is_analysis=is_analysis, analysis=analysis, bins=bins)
 
@@ -135,7 +134,7 @@ def error_analysis(
     (true topic that was missed, topic predicted that was not true), with
     ``(none)`` standing for no topic on either side.
     """
-    truth = topic_matrix(items, labels)
+    truth = topic_matrix([item.topics for item in items], labels)
     selected = np.array([[int(t.selected) for t in p.topics] for p in predictions], dtype=np.int8)
     probabilities = np.array([[t.probability for t in p.topics] for p in predictions])
     mistakes: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -180,7 +179,7 @@ def _kind_mistakes(items: Sequence[Item], predictions: Sequence[Prediction], lim
     wrong = [
         (item, p)
         for item, p in zip(items, predictions, strict=True)
-        if p.kind is not None and item.kind in ("news", "analysis") and p.kind.label != item.kind
+        if p.kind is not None and item.kind in KIND_NAMES and p.kind.label != item.kind
     ]
     if not any(p.kind is not None for p in predictions):
         return None

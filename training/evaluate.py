@@ -14,19 +14,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from model.labels import KIND_NAMES, positive_kind_vector, topic_matrix
 from model.predictor import Prediction, Predictor
 from training.data import Item
-
-
-def topic_matrix(items: Sequence[Item], labels: Sequence[str]) -> np.ndarray:
-    """Binary matrix (items x labels) of the items' topics."""
-    index = {label: j for j, label in enumerate(labels)}
-    matrix = np.zeros((len(items), len(labels)), dtype=np.int8)
-    for i, item in enumerate(items):
-        for label in item.topics or []:
-            if label in index:
-                matrix[i, index[label]] = 1
-    return matrix
 
 
 def _safe_auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
@@ -82,14 +72,14 @@ def evaluate_predictions(
     items: Sequence[Item], predictions: Sequence[Prediction], labels: Sequence[str]
 ) -> dict[str, Any]:
     """Metrics of a Predictor's output against the items' labels."""
-    truth = topic_matrix(items, labels)
+    truth = topic_matrix([item.topics for item in items], labels)
     predicted = np.array([[int(t.selected) for t in p.topics] for p in predictions], dtype=np.int8)
     probabilities = np.array([[t.probability for t in p.topics] for p in predictions])
     report: dict[str, Any] = {"topics": topic_metrics(truth, predicted, labels, probabilities)}
-    kinds = [(item.kind, p) for item, p in zip(items, predictions, strict=True) if item.kind and p.kind]
+    kinds = [(item.kind, p) for item, p in zip(items, predictions, strict=True) if item.kind in KIND_NAMES and p.kind]
     if kinds:
         report["kind"] = kind_metrics(
-            np.array([int(k == "analysis") for k, _ in kinds]),
+            positive_kind_vector(k for k, _ in kinds),
             np.array([p.kind.analysis_probability for _, p in kinds if p.kind is not None]),
         )
     return report

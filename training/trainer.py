@@ -23,11 +23,11 @@ from sklearn.pipeline import Pipeline
 
 from model.artifact import new_version_id, save_version
 from model.errors import XinxiError
-from model.labels import KIND_NAMES, TOPIC_NAMES
+from model.labels import KIND_NAMES, TOPIC_NAMES, positive_kind_vector, topic_matrix
 from model.registry import ModelRegistry
 from model.text import DEFAULT_ENGINE, join_document, segmenter_info, use_engine
 from training.data import Item, topic_set
-from training.evaluate import kind_metrics, topic_matrix, topic_metrics
+from training.evaluate import kind_metrics, topic_metrics
 from training.pipeline import build_heads, merge_params
 
 MIN_EXAMPLES = 8
@@ -188,7 +188,7 @@ def fit_model(
         raise TrainingError(f"item {missing[0].id} (row {missing[0].row}) has no topics field; every item needs one")
     chosen = resolve_labels(items, labels)
     params = merge_params(params)
-    truth = topic_matrix(items, chosen)
+    truth = topic_matrix([item.topics for item in items], chosen)
     check_counts(truth, chosen, min_examples)
     multiclass = bool(np.all(truth.sum(axis=1) == 1)) and len(chosen) > 2
     with_kind = [i for i, item in enumerate(items) if item.kind in KIND_NAMES]
@@ -201,7 +201,7 @@ def fit_model(
     train_kind = bool(with_kind) and len({items[i].kind for i in with_kind}) == 2
     if with_kind and not train_kind:
         raise TrainingError("every item has the same kind: the quality score needs both news and analysis items")
-    is_analysis = np.array([int(item.kind == "analysis") for item in items])
+    is_analysis = positive_kind_vector(item.kind for item in items)
     documents = [join_document(item.title, item.text) for item in items]
 
     splits = _folds(items, truth, folds, seed, multiclass)
