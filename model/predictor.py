@@ -27,7 +27,7 @@ from model.errors import ArtifactError, InvalidItemError
 from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
 from model.labels import POSITIVE_KIND, describe, kind_of
 from model.suggestions import suggest
-from model.text import DEFAULT_ENGINE, MAX_CHARS, has_chinese, join_normalized, normalize, segmenter
+from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter
 
 TOP_TERMS = 5
 
@@ -270,12 +270,7 @@ class Predictor:
             If an item is not a mapping, or its text is missing, not a string
             or empty; the message names the item.
         """
-        documents, warnings, ids = [], [], []
-        for position, item in enumerate(items):
-            document, item_warnings = _prepare(item, position)
-            documents.append(document)
-            warnings.append(item_warnings)
-            ids.append(None if item.get("id") is None else str(item.get("id")))
+        documents, warnings, ids = _prepare_all(items)
         if not documents:
             return []
         matrix, counts = self._compiled.transform(documents)
@@ -288,6 +283,11 @@ class Predictor:
             )
             for i in range(len(documents))
         ]
+
+    def transform(self, items: Sequence[Mapping[str, Any]]) -> sparse.csr_matrix:
+        """The feature matrix (items x features) the heads see for ``items``; validates as :meth:`predict`."""
+        documents, _, _ = _prepare_all(items)
+        return self._compiled.transform(documents)[0]
 
     def predict_one(self, text: str, title: str | None = None, id: str | None = None) -> Prediction:
         """Score a single item."""
@@ -366,6 +366,17 @@ def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
     return matrix.indices[start:end], matrix.data[start:end]
 
 
+def _prepare_all(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]], list[str | None]]:
+    """Documents, warnings and ids of a batch of items, in order."""
+    documents, warnings, ids = [], [], []
+    for position, item in enumerate(items):
+        document, item_warnings = _prepare(item, position)
+        documents.append(document)
+        warnings.append(item_warnings)
+        ids.append(None if item.get("id") is None else str(item.get("id")))
+    return documents, warnings, ids
+
+
 def _prepare(item: Any, position: int) -> tuple[str, list[str]]:
     """Validate one item and build its document; returns it with its warnings."""
     if not isinstance(item, Mapping):
@@ -385,11 +396,9 @@ def _prepare(item: Any, position: int) -> tuple[str, list[str]]:
             f"正文超过 {MAX_CHARS} 字，只分析前 {MAX_CHARS} 字 "
             f"(text has {len(text)} characters; only the first {MAX_CHARS} were used)"
         )
-        text = text[:MAX_CHARS]
-    if not text.strip():
+    if not text[:MAX_CHARS].strip():
         raise InvalidItemError(f"{name}: text is empty")
-    body = normalize(text)
+    title, body = document_parts(title, text)
     if not body:
         raise InvalidItemError(f"{name}: text is empty once control characters and markup are removed")
-    document = join_normalized(normalize((title or "")[:500]), body)
-    return document, warnings
+    return join_normalized(title, body), warnings
