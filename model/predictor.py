@@ -12,7 +12,7 @@ estimators' own ``predict_proba``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +30,8 @@ from model.suggestions import suggest
 from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter
 
 TOP_TERMS = 5
+BATCH_SIZE = 256
+"""Items per :meth:`Predictor.predict` call when a caller scores many (files, evaluation)."""
 
 
 @dataclass
@@ -283,6 +285,23 @@ class Predictor:
             )
             for i in range(len(documents))
         ]
+
+    def predict_batched(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Prediction]:
+        """:meth:`predict` over many items, ``batch_size`` at a time, in order.
+
+        ``progress(done, total)`` is called after each batch.
+        """
+        predictions: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            predictions += self.predict(items[start : start + batch_size])
+            if progress is not None:
+                progress(len(predictions), len(items))
+        return predictions
 
     def transform(self, items: Sequence[Mapping[str, Any]]) -> sparse.csr_matrix:
         """The feature matrix (items x features) the heads see for ``items``; validates as :meth:`predict`."""

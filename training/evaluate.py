@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from sklearn.metrics import (
 from model.labels import KIND_NAMES, positive_kind_vector, topic_matrix
 from model.predictor import Prediction, Predictor
 from training.data import Item
+from training.errors import TrainingError
 
 
 def _safe_auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
@@ -85,12 +86,11 @@ def evaluate_predictions(
     return report
 
 
-def score_items(predictor: Predictor, items: Sequence[Item], batch_size: int = 256) -> list[Prediction]:
-    """The predictor's results for ``items``, in order, scored in batches."""
-    predictions: list[Prediction] = []
-    for start in range(0, len(items), batch_size):
-        predictions += predictor.predict([item.as_input() for item in items[start : start + batch_size]])
-    return predictions
+def score_items(
+    predictor: Predictor, items: Sequence[Item], progress: Callable[[int, int], None] | None = None
+) -> list[Prediction]:
+    """The predictor's results for ``items``, in order, scored in batches; ``progress(done, total)`` after each."""
+    return predictor.predict_batched([item.as_input() for item in items], progress=progress)
 
 
 def evaluate_model(
@@ -100,12 +100,12 @@ def evaluate_model(
 
     Raises
     ------
-    ValueError
+    TrainingError
         If the items carry labels the model does not know.
     """
     unknown = sorted({t for item in items for t in item.topics or []} - set(predictor.topic_labels))
     if unknown:
-        raise ValueError(
+        raise TrainingError(
             f"the data has labels the model does not know: {', '.join(unknown)}; "
             f"the model's labels are {', '.join(predictor.topic_labels)}"
         )

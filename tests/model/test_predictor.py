@@ -150,8 +150,8 @@ def test_structure_evidence_comes_first_when_the_model_has_structure_features(co
 
 def test_a_training_item_and_the_same_item_predicted_have_identical_features(predictor: Predictor, corpus) -> None:
     """Train/serve skew: the trainer's documents and the Predictor's are cut and joined the same way."""
-    from training.compare import prepare
     from training.data import Item
+    from training.dataset import prepare
 
     base = corpus[0]
     long_item = Item(
