@@ -121,9 +121,10 @@ class Predictor:
     ----------
     bundle : dict
         The fitted heads (``topics`` and optionally ``kind`` pipelines sharing
-        one ``features`` step), ``topic_labels``, ``thresholds`` and ``mode``.
+        one ``features`` step), ``topic_labels`` and ``mode``.
     manifest : dict
-        The version's manifest.
+        The version's manifest; its ``thresholds`` (label: threshold) are the
+        one record of each topic's threshold.
 
     Use :meth:`load` to read a version directory; it verifies checksums first.
     """
@@ -135,11 +136,7 @@ class Predictor:
         self.topic_labels: list[str] = list(bundle["topic_labels"])
         self._topic_names = [describe(label).name for label in self.topic_labels]
         self.mode: str = bundle.get("mode", "multilabel")
-        self.thresholds = np.asarray(bundle["thresholds"], dtype=np.float64)
-        if self.thresholds.shape != (len(self.topic_labels),):
-            raise ArtifactError(
-                f"model {self.version}: {self.thresholds.size} thresholds for {len(self.topic_labels)} topic labels"
-            )
+        self.thresholds = _thresholds(self.manifest, self.topic_labels)
         topics = bundle["topics"]
         self.features = topics.named_steps["features"]
         self.engine: str = (self.manifest.get("segmenter") or {}).get("engine", DEFAULT_ENGINE)
@@ -377,6 +374,18 @@ class Predictor:
             confidence="normal" if chinese else "low",
             model_version=self.version,
         )
+
+
+def _thresholds(manifest: Mapping[str, Any], labels: Sequence[str]) -> np.ndarray:
+    """Each topic's threshold, in label order, from the manifest (the one place they are stored)."""
+    recorded = manifest.get("thresholds")
+    if not isinstance(recorded, Mapping) or sorted(recorded) != sorted(labels):
+        count = len(recorded) if isinstance(recorded, Mapping | list) else 0
+        raise ArtifactError(
+            f"model {manifest.get('version', 'unsaved')}: {count} thresholds for {len(labels)} topic labels "
+            "(a version saved before thresholds moved to the manifest alone needs retraining with `xinxi train`)"
+        )
+    return np.asarray([float(recorded[label]) for label in labels], dtype=np.float64)
 
 
 def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:

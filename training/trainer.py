@@ -189,7 +189,6 @@ def fit_model(
         "topics": Pipeline([("features", features), ("classifier", topics)]),
         "kind": None,
         "topic_labels": chosen,
-        "thresholds": thresholds.tolist(),
         "mode": "multiclass" if multiclass else "multilabel",
     }
     if train_kind:
@@ -201,6 +200,7 @@ def fit_model(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labels": {"topics": chosen, "kinds": list(KIND_NAMES) if train_kind else []},
         "mode": bundle["mode"],
+        # Stored here only: the manifest is JSON, and the Predictor reads them from it.
         "thresholds": dict(zip(chosen, [round(float(t), 4) for t in thresholds], strict=True)),
         "metrics": {"cross_validation": metrics},
         "training_data": data_fingerprint(items),
