@@ -23,8 +23,9 @@ from scipy import sparse
 from scipy.special import expit
 
 from model.artifact import load_bundle
+from model.compiled import CompiledFeatures
 from model.errors import ArtifactError, InvalidItemError
-from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
+from model.features import FEATURE_NAMES, signal_of, structure_evidence
 from model.labels import POSITIVE_KIND, describe, kind_of
 from model.suggestions import suggest
 from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter

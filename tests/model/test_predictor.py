@@ -122,7 +122,8 @@ def test_kind_terms_show_the_texts_own_structure_evidence(predictor: Predictor) 
     ],
 )
 def test_compiled_features_match_every_feature_setting(corpus, options: dict) -> None:
-    from model.features import CompiledFeatures, build_features
+    from model.compiled import CompiledFeatures
+    from model.features import build_features
 
     documents = [join_document(i.title, i.text) for i in corpus[:80]]
     union = build_features(**options).fit(documents)
