@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from model import ModelRegistry, Predictor, XinxiError
+from service.errors import ServiceError
 from service.settings import get_settings
 
 app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 items.", no_args_is_help=True)
@@ -38,6 +39,8 @@ def errors_to_messages() -> Iterator[None]:
         yield
     except XinxiError as exc:
         fail(str(exc))
+    except ServiceError as exc:  # raised by the service's own checks, e.g. a version that cannot load
+        fail(exc.message_en)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         fail(f"{exc.strerror}: {exc.filename}")
 
@@ -415,18 +418,11 @@ def models_show(version: Annotated[str | None, typer.Argument(help="version id (
 @models_app.command("activate")
 def models_activate(version: Annotated[str, typer.Argument(help="version id to make active")]) -> None:
     """Make a version the active one, once it has loaded and predicted; running services pick it up."""
-    from model.artifact import read_manifest
-    from service.active_model import load_and_warm
+    from service.active_model import load_version
 
     with errors_to_messages():
         reg = registry()
-        path = reg.path(version)
-        read_manifest(path)  # a missing or unknown version keeps its own message
-        # Every running service follows the pointer, so it only moves to a version that works.
-        try:
-            load_and_warm(path)
-        except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
-            fail(f"model {version} cannot be loaded, so the active model was not changed: {exc}")
+        load_version(reg, version)
         reg.activate(version)
         console.print(f"{version} is now active")
 

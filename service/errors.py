@@ -73,9 +73,23 @@ class TooManyItemsError(ServiceError):
     code = "too_many_items"
 
 
-class BodyTooLargeError(ServiceError):
-    status = 413
-    code = "body_too_large"
+class BodyTooLargeError(StarletteHTTPException):
+    """A request body over ``XINXI_MAX_BODY_BYTES``, found while reading a body sent without a length.
+
+    An HTTP exception, not a :class:`ServiceError`: FastAPI turns any other
+    exception raised while it reads the body into a 400. Answered as 413
+    ``body_too_large`` by the HTTP handler below.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"the request body is over the limit of {limit} bytes")
+
+
+class ModelRejectedError(ServiceError):
+    """A version that fails verification, loading or a trial prediction; the active model is not changed."""
+
+    status = 409
+    code = "model_rejected"
 
 
 class TextTooLongError(ServiceError):
@@ -130,7 +144,7 @@ _HTTP_CODES = {
     403: ("forbidden", "没有权限", "forbidden"),
     404: ("not_found", NotFoundError.message_zh, NotFoundError.message_en),
     405: ("method_not_allowed", "不支持该请求方法", "method not allowed"),
-    413: ("body_too_large", "请求体过大", "request body too large"),
+    413: ("body_too_large", "请求体过大", "the request body is over the limit"),
     415: ("unsupported_media_type", "请使用 application/json", "use application/json"),
 }
 
