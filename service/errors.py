@@ -36,6 +36,8 @@ class ServiceError(Exception):
     code = "internal_error"
     message_zh = "服务内部错误，请稍后重试或联系管理员"
     message_en = "internal error; retry later or contact the administrator"
+    fixed_headers: dict[str, str] = {}
+    """Headers every response of this error carries (``WWW-Authenticate``, ``Retry-After``)."""
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class ServiceError(Exception):
         if message_zh is not None:
             self.message_zh = message_zh
         self.details = details
-        self.headers = headers
+        self.headers = {**self.fixed_headers, **(headers or {})} or None
 
 
 class MalformedJSONError(ServiceError):
@@ -102,9 +104,7 @@ class UnauthorizedError(ServiceError):
     code = "unauthorized"
     message_zh = "缺少或无效的 API 密钥（Authorization: Bearer ...）"
     message_en = "missing or invalid API key (Authorization: Bearer ...)"
-
-    def __init__(self, message_en: str | None = None, message_zh: str | None = None) -> None:
-        super().__init__(message_en, message_zh, headers={"WWW-Authenticate": "Bearer"})
+    fixed_headers = {"WWW-Authenticate": "Bearer"}
 
 
 class ModelNotLoadedError(ServiceError):
@@ -112,9 +112,7 @@ class ModelNotLoadedError(ServiceError):
     code = "model_not_loaded"
     message_zh = "模型尚未加载完成，请稍后重试"
     message_en = "no model is loaded yet; retry shortly"
-
-    def __init__(self, message_en: str | None = None, message_zh: str | None = None) -> None:
-        super().__init__(message_en, message_zh, headers={"Retry-After": "5"})
+    fixed_headers = {"Retry-After": "5"}
 
 
 class NotReadyError(ServiceError):

@@ -153,20 +153,18 @@ def evaluation(
     data: Dataset,
     *,
     strategies: Sequence[str] = ("kfold",),
-    folds: int = 5,
-    seed: int = 0,
-    methods: Sequence[str] = METHODS,
-    params: dict[str, Any] | None = None,
-    inner_folds: int = 3,
     errors: bool = False,
     per_label: int = 5,
     progress: Progress = quiet,
+    **options: Any,
 ) -> dict[str, Any]:
     """Cross-validated comparison under one or more split strategies, with xinxi's diagnostics.
 
-    Returns the first strategy's report (``data``, ``split``, ``methods``),
-    with ``calibration`` (and ``errors`` when asked) of xinxi's out-of-fold
-    predictions; with several strategies, ``splits`` holds every report.
+    ``options`` are those of :func:`compare` (``folds``, ``seed``, ``methods``,
+    ``params``, ``inner_folds``). Returns the first strategy's report
+    (``data``, ``split``, ``methods``), with ``calibration`` (and ``errors``
+    when asked) of xinxi's out-of-fold predictions; with several strategies,
+    ``splits`` holds every report.
     """
     reports = []
     for strategy in strategies:
@@ -174,10 +172,7 @@ def evaluation(
         def labelled(step: str, done: int, total: int, name: str = strategy) -> None:
             progress(f"{name}: {step}", done, total)
 
-        report, runs = compare(
-            data, strategy=strategy, folds=folds, seed=seed, methods=methods, params=params,
-            inner_folds=inner_folds, progress=labelled,
-        )
+        report, runs = compare(data, strategy=strategy, progress=labelled, **options)
         xinxi = next((run for run in runs if run.name == "xinxi" and run.skipped is None), None)
         if xinxi is not None and xinxi.probabilities is not None and xinxi.tested is not None:
             tested = xinxi.tested
