@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from training import DEFAULT_DATA
-from training.compare import METHODS, evaluation, evaluation_markdown, load_dataset, markdown_table
+from training import DEFAULT_DATA, METHODS, evaluation, evaluation_markdown, load_dataset
+from training.report import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:

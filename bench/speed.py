@@ -39,6 +39,7 @@ def plain_pipeline(items_train, seed: int):
     from sklearn.pipeline import make_pipeline
 
     from model.labels import TOPIC_NAMES
+    from model.text import join_document
 
     jieba.setLogLevel(60)
     jieba.initialize()
@@ -46,7 +47,7 @@ def plain_pipeline(items_train, seed: int):
         TfidfVectorizer(tokenizer=jieba.lcut, token_pattern=None, lowercase=False),
         OneVsRestClassifier(LogisticRegression(max_iter=1000, random_state=seed)),
     )
-    documents = [f"{i.title}\n{i.text}" for i in items_train]
+    documents = [join_document(i.title, i.text) for i in items_train]
     truth = np.array([[int(t in (i.topics or [])) for t in TOPIC_NAMES] for i in items_train])
     return pipeline, documents, truth
 
@@ -78,6 +79,7 @@ def measure(
 def measure_round(corpus, batch: list[dict], one: list[dict], calls: int, results: dict) -> None:
     """Train both pipelines on the corpus, then measure both on the same items."""
     from model import Predictor
+    from model.text import join_document
     from training import fit_model
 
     started = time.perf_counter()
@@ -93,8 +95,8 @@ def measure_round(corpus, batch: list[dict], one: list[dict], calls: int, result
     measure("xinxi", lambda item: predictor.predict([item]), predictor.predict, batch, one, calls, results)
     measure(
         "plain",
-        lambda item: plain.predict_proba([item["text"]]),
-        lambda items: plain.predict_proba([i["text"] for i in items]),
+        lambda item: plain.predict_proba([join_document(item["title"], item["text"])]),
+        lambda items: plain.predict_proba([join_document(i["title"], i["text"]) for i in items]),
         batch, one, calls, results,
     )
 

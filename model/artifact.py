@@ -30,7 +30,7 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 _PINNED = ("scikit-learn",)
-_BUNDLE_KEYS = ("topics", "kind", "topic_labels", "thresholds", "mode")
+_BUNDLE_KEYS = ("topics", "kind", "topic_labels", "mode")
 _RECORDED = ("scikit-learn", "numpy", "scipy", "joblib", "jieba", "rjieba")
 
 

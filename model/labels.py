@@ -7,7 +7,10 @@ the column order of every label matrix in the project.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,13 @@ TOPICS: tuple[Label, ...] = (
     ),
 )
 
+NEWS = "news"
+ANALYSIS = "analysis"
+
 KINDS: tuple[Label, ...] = (
-    Label("news", "动态类", "报道一个事件、会议、活动或进展，以叙述事实为主，少有分析。"),
+    Label(NEWS, "动态类", "报道一个事件、会议、活动或进展，以叙述事实为主，少有分析。"),
     Label(
-        "analysis",
+        ANALYSIS,
         "综合类",
         "跨时间、单位或方面的综合：经验做法、成效与数据对比、问题及原因、对策建议、趋势判断、调研、综述。",
     ),
@@ -62,7 +68,8 @@ KINDS: tuple[Label, ...] = (
 
 TOPIC_NAMES: tuple[str, ...] = tuple(t.label for t in TOPICS)
 KIND_NAMES: tuple[str, ...] = tuple(k.label for k in KINDS)
-POSITIVE_KIND = "analysis"
+POSITIVE_KIND = ANALYSIS
+"""The kind whose probability is the quality score (ANNOTATION.md §2); the kind head predicts it."""
 
 _BY_NAME = {label.label: label for label in TOPICS + KINDS}
 
@@ -71,3 +78,33 @@ def describe(label: str) -> Label:
     """Return the :class:`Label` for ``label``; labels from other corpora get a plain entry."""
     found = _BY_NAME.get(label)
     return found if found is not None else Label(label, label, "")
+
+
+def topic_matrix(topics: Iterable[Sequence[str] | None], labels: Sequence[str]) -> np.ndarray:
+    """Binary matrix (items x labels) of the items' topic lists; topics outside ``labels`` are ignored.
+
+    Parameters
+    ----------
+    topics : iterable of sequences of str (or None)
+        One topic list per item.
+    labels : sequence of str
+        The label set; its order is the column order.
+    """
+    index = {label: j for j, label in enumerate(labels)}
+    rows = list(topics)
+    matrix = np.zeros((len(rows), len(labels)), dtype=np.int8)
+    for i, row in enumerate(rows):
+        for label in row or []:
+            if label in index:
+                matrix[i, index[label]] = 1
+    return matrix
+
+
+def positive_kind_vector(kinds: Iterable[str | None]) -> np.ndarray:
+    """1 where an item's kind is :data:`POSITIVE_KIND`, else 0: the target of the kind head."""
+    return np.array([int(kind == POSITIVE_KIND) for kind in kinds], dtype=np.int8)
+
+
+def kind_of(positive_probability: float) -> Label:
+    """The kind chosen for a probability of :data:`POSITIVE_KIND`."""
+    return _BY_NAME[POSITIVE_KIND if positive_probability >= 0.5 else NEWS]

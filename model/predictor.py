@@ -12,7 +12,7 @@ estimators' own ``predict_proba``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,13 +23,16 @@ from scipy import sparse
 from scipy.special import expit
 
 from model.artifact import load_bundle
+from model.compiled import CompiledFeatures
 from model.errors import ArtifactError, InvalidItemError
-from model.features import FEATURE_NAMES, CompiledFeatures, signal_of, structure_evidence
-from model.labels import KINDS, describe
+from model.features import FEATURE_NAMES, signal_of, structure_evidence
+from model.labels import POSITIVE_KIND, describe, kind_of
 from model.suggestions import suggest
-from model.text import DEFAULT_ENGINE, MAX_CHARS, has_chinese, join_normalized, normalize, segmenter
+from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter
 
 TOP_TERMS = 5
+BATCH_SIZE = 256
+"""Items per :meth:`Predictor.predict` call when a caller scores many (files, evaluation)."""
 
 
 @dataclass
@@ -119,9 +122,10 @@ class Predictor:
     ----------
     bundle : dict
         The fitted heads (``topics`` and optionally ``kind`` pipelines sharing
-        one ``features`` step), ``topic_labels``, ``thresholds`` and ``mode``.
+        one ``features`` step), ``topic_labels`` and ``mode``.
     manifest : dict
-        The version's manifest.
+        The version's manifest; its ``thresholds`` (label: threshold) are the
+        one record of each topic's threshold.
 
     Use :meth:`load` to read a version directory; it verifies checksums first.
     """
@@ -133,11 +137,7 @@ class Predictor:
         self.topic_labels: list[str] = list(bundle["topic_labels"])
         self._topic_names = [describe(label).name for label in self.topic_labels]
         self.mode: str = bundle.get("mode", "multilabel")
-        self.thresholds = np.asarray(bundle["thresholds"], dtype=np.float64)
-        if self.thresholds.shape != (len(self.topic_labels),):
-            raise ArtifactError(
-                f"model {self.version}: {self.thresholds.size} thresholds for {len(self.topic_labels)} topic labels"
-            )
+        self.thresholds = _thresholds(self.manifest, self.topic_labels)
         topics = bundle["topics"]
         self.features = topics.named_steps["features"]
         self.engine: str = (self.manifest.get("segmenter") or {}).get("engine", DEFAULT_ENGINE)
@@ -270,12 +270,7 @@ class Predictor:
             If an item is not a mapping, or its text is missing, not a string
             or empty; the message names the item.
         """
-        documents, warnings, ids = [], [], []
-        for position, item in enumerate(items):
-            document, item_warnings = _prepare(item, position)
-            documents.append(document)
-            warnings.append(item_warnings)
-            ids.append(None if item.get("id") is None else str(item.get("id")))
+        documents, warnings, ids = _prepare_all(items)
         if not documents:
             return []
         matrix, counts = self._compiled.transform(documents)
@@ -288,6 +283,28 @@ class Predictor:
             )
             for i in range(len(documents))
         ]
+
+    def predict_batched(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Prediction]:
+        """:meth:`predict` over many items, ``batch_size`` at a time, in order.
+
+        ``progress(done, total)`` is called after each batch.
+        """
+        predictions: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            predictions += self.predict(items[start : start + batch_size])
+            if progress is not None:
+                progress(len(predictions), len(items))
+        return predictions
+
+    def transform(self, items: Sequence[Mapping[str, Any]]) -> sparse.csr_matrix:
+        """The feature matrix (items x features) the heads see for ``items``; validates as :meth:`predict`."""
+        documents, _, _ = _prepare_all(items)
+        return self._compiled.transform(documents)[0]
 
     def predict_one(self, text: str, title: str | None = None, id: str | None = None) -> Prediction:
         """Score a single item."""
@@ -336,11 +353,11 @@ class Predictor:
         grade = None
         suggestions: list[str] = []
         if analysis_head and analysis is not None:
-            chosen = KINDS[1] if analysis >= 0.5 else KINDS[0]
+            chosen = kind_of(analysis)
             kind = KindScore(
                 label=chosen.label,
                 name=chosen.name,
-                probability=round(analysis if chosen.label == "analysis" else 1 - analysis, 4),
+                probability=round(analysis if chosen.label == POSITIVE_KIND else 1 - analysis, 4),
                 analysis_probability=round(analysis, 4),
                 terms=self._kind_terms(document, structure_row, terms[-1], analysis >= 0.5),
             )
@@ -360,10 +377,33 @@ class Predictor:
         )
 
 
+def _thresholds(manifest: Mapping[str, Any], labels: Sequence[str]) -> np.ndarray:
+    """Each topic's threshold, in label order, from the manifest (the one place they are stored)."""
+    recorded = manifest.get("thresholds")
+    if not isinstance(recorded, Mapping) or sorted(recorded) != sorted(labels):
+        count = len(recorded) if isinstance(recorded, Mapping | list) else 0
+        raise ArtifactError(
+            f"model {manifest.get('version', 'unsaved')}: {count} thresholds for {len(labels)} topic labels "
+            "(a version saved before thresholds moved to the manifest alone needs retraining with `xinxi train`)"
+        )
+    return np.asarray([float(recorded[label]) for label in labels], dtype=np.float64)
+
+
 def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of row ``i`` of a CSR matrix, without building a matrix for it."""
     start, end = matrix.indptr[i], matrix.indptr[i + 1]
     return matrix.indices[start:end], matrix.data[start:end]
+
+
+def _prepare_all(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]], list[str | None]]:
+    """Documents, warnings and ids of a batch of items, in order."""
+    documents, warnings, ids = [], [], []
+    for position, item in enumerate(items):
+        document, item_warnings = _prepare(item, position)
+        documents.append(document)
+        warnings.append(item_warnings)
+        ids.append(None if item.get("id") is None else str(item.get("id")))
+    return documents, warnings, ids
 
 
 def _prepare(item: Any, position: int) -> tuple[str, list[str]]:
@@ -385,11 +425,9 @@ def _prepare(item: Any, position: int) -> tuple[str, list[str]]:
             f"正文超过 {MAX_CHARS} 字，只分析前 {MAX_CHARS} 字 "
             f"(text has {len(text)} characters; only the first {MAX_CHARS} were used)"
         )
-        text = text[:MAX_CHARS]
-    if not text.strip():
+    if not text[:MAX_CHARS].strip():
         raise InvalidItemError(f"{name}: text is empty")
-    body = normalize(text)
+    title, body = document_parts(title, text)
     if not body:
         raise InvalidItemError(f"{name}: text is empty once control characters and markup are removed")
-    document = join_normalized(normalize((title or "")[:500]), body)
-    return document, warnings
+    return join_normalized(title, body), warnings

@@ -22,7 +22,9 @@ from importlib import resources
 from typing import Protocol
 
 MAX_CHARS = 20_000
-"""Text beyond this many characters is ignored (with a warning) when scoring."""
+"""Text beyond this many characters is ignored: in training, evaluation and scoring alike (with a warning)."""
+MAX_TITLE_CHARS = 500
+"""A title beyond this many characters is cut, wherever a document is built."""
 
 ENGINES = ("rjieba", "jieba")
 DEFAULT_ENGINE = "rjieba"
@@ -85,13 +87,32 @@ def normalize(text: str) -> str:
     return _NEWLINES.sub("\n", text).strip()
 
 
+def document_parts(title: str | None, text: str) -> tuple[str, str]:
+    """Title and body as the features see them: cut to their limits, then normalised.
+
+    Parameters
+    ----------
+    title : str or None
+        The item's title; at most :data:`MAX_TITLE_CHARS` characters are kept.
+    text : str
+        The item's body; at most :data:`MAX_CHARS` characters are kept.
+
+    Returns
+    -------
+    tuple of str
+        ``(title, body)``, normalised; join them with :func:`join_normalized`.
+    """
+    return normalize((title or "")[:MAX_TITLE_CHARS]), normalize(text[:MAX_CHARS])
+
+
 def join_document(title: str | None, text: str) -> str:
     """Join title and body into the one document every head sees.
 
-    This is the only place where the two are combined: training, evaluation,
-    the API and batch scoring all go through it.
+    This is the only place where an item becomes a document: training,
+    evaluation, the API, batch scoring and the benchmarks all go through it
+    (the Predictor through :func:`document_parts`, to tell an empty body apart).
     """
-    return join_normalized(normalize(title or ""), normalize(text))
+    return join_normalized(*document_parts(title, text))
 
 
 def join_normalized(title: str, body: str) -> str:

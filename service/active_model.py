@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model import ModelRegistry, Predictor
+from model import ModelNotFoundError, ModelRegistry, Predictor
 from model.registry import ACTIVE_FILE
-from service.errors import ModelNotLoadedError
+from service.errors import ModelNotLoadedError, ModelRejectedError
 
 log = logging.getLogger("xinxi.service")
 
@@ -153,6 +153,12 @@ class ActiveModel:
             self.registry.activate(version)
             self._install(predictor, version, started)
 
+    def activate(self, version: str) -> Predictor:
+        """Load and warm ``version`` (:func:`load_version`), then make it active and serve it."""
+        predictor = load_version(self.registry, version)
+        self.install(predictor, version)
+        return predictor
+
     def _install(self, predictor: Predictor, version: str, started: float) -> None:
         previous = self._loaded_id
         self._predictor = predictor
@@ -170,6 +176,33 @@ class ActiveModel:
             time.perf_counter() - started,
             previous or "none",
         )
+
+
+def load_version(registry: ModelRegistry, version: str) -> Predictor:
+    """Load and warm a registered version before anything points at it.
+
+    The one path of ``PUT /v1/models/active`` and ``xinxi models activate``:
+    checksums alone pass a bundle that is malformed inside, and every running
+    service follows the pointer, so it only moves to a version that predicts.
+
+    Raises
+    ------
+    ModelNotFoundError
+        If ``version`` is not a version id or has no directory.
+    ModelRejectedError
+        If the version fails verification, loading or the trial prediction.
+    """
+    directory = registry.path(version)
+    if not directory.is_dir():
+        raise ModelNotFoundError(f"no model version {version!r} in {registry.models}")
+    try:
+        return load_and_warm(directory)
+    except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
+        log.warning("refused to activate model %s: %s", version, exc, exc_info=True)
+        raise ModelRejectedError(
+            f"model {version} cannot be loaded, so the active model was not changed: {exc}",
+            "该模型版本无法加载，未切换",
+        ) from exc
 
 
 def load_and_warm(directory: Path) -> Predictor:

@@ -18,13 +18,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from model import ModelRegistry, Predictor, XinxiError
+from service.errors import ServiceError
 from service.settings import get_settings
 
 app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 items.", no_args_is_help=True)
 models_app = typer.Typer(help="List, inspect and activate model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
-BATCH = 256
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -39,6 +39,8 @@ def errors_to_messages() -> Iterator[None]:
         yield
     except XinxiError as exc:
         fail(str(exc))
+    except ServiceError as exc:  # raised by the service's own checks, e.g. a version that cannot load
+        fail(exc.message_en)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         fail(f"{exc.strerror}: {exc.filename}")
 
@@ -62,19 +64,17 @@ def registry() -> ModelRegistry:
     return ModelRegistry(get_settings().data_dir)
 
 
-def load_predictor(model_dir: Path | None, train_if_missing: bool = True) -> Predictor:
+def load_predictor(model_dir: Path | None) -> Predictor:
     """The model in ``model_dir``, or the active one (trained from datasets/ when there is none)."""
     if model_dir is not None:
         return Predictor.load(model_dir)
-    from training import DEFAULT_DATA, ensure_active_model
+    import training
 
     reg = registry()
     if reg.active_id() is None:
-        if not train_if_missing:
-            fail(f"no active model in {reg.models}; run `xinxi train`")
-        console.print(f"No model yet in {reg.models}: training the default model from {DEFAULT_DATA}.")
+        console.print(f"No model yet in {reg.models}: training the default model from {training.DEFAULT_DATA}.")
         with progress_bar("training the default model") as update:
-            return Predictor.load(ensure_active_model(reg, DEFAULT_DATA, progress=update))
+            return Predictor.load(training.ensure_active_model(reg, training.DEFAULT_DATA, progress=update))
     return Predictor.load(reg.active_path())
 
 
@@ -92,6 +92,43 @@ def atomic_output(path: Path) -> Iterator[Any]:
         raise
 
 
+def write_output(path: Path, content: str, what: str) -> None:
+    """Write ``content`` to ``path`` whole or not at all, and say so on standard error."""
+    with atomic_output(path) as stream:
+        stream.write(content)
+    console.print(f"{what} written to {path}")
+
+
+def write_json_report(path: Path, report: dict[str, Any]) -> None:
+    write_output(path, json.dumps(report, ensure_ascii=False, indent=2), "Report")
+
+
+def _read_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def label_options(labels: str | None, label_names: Path | None) -> tuple[Any, list[str] | None]:
+    """The label set (None, "auto" or a list read from a file) and the names of numeric labels."""
+    names = _read_lines(label_names) if label_names else None
+    label_set: Any = labels
+    if labels and labels != "auto":
+        label_set = _read_lines(Path(labels))
+    elif names and not labels:
+        label_set = names
+    return label_set, names
+
+
+# Options shared by several commands.
+ModelOption = Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")]
+SeedOption = Annotated[int, typer.Option(help="seed of the folds and the estimators")]
+LabelsOption = Annotated[
+    str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")
+]
+LabelNamesOption = Annotated[Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")]
+ReportOption = Annotated[Path | None, typer.Option(help="write the metrics as JSON here")]
+MarkdownOption = Annotated[Path | None, typer.Option(help="write the tables and diagnostics as Markdown here")]
+
+
 @app.command()
 def train(
     data: Annotated[
@@ -100,34 +137,27 @@ def train(
     out: Annotated[
         Path | None, typer.Option(help="write the version to this new directory instead of the registry")
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed for folds and estimators")] = 0,
+    seed: SeedOption = 0,
     folds: Annotated[int, typer.Option(min=2, max=20, help="cross-validation folds")] = 5,
-    labels: Annotated[
-        str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")
-    ] = None,
-    label_names: Annotated[
-        Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")
-    ] = None,
+    labels: LabelsOption = None,
+    label_names: LabelNamesOption = None,
     activate: Annotated[bool, typer.Option(help="make the new version active (registry only)")] = True,
     skip_invalid: Annotated[bool, typer.Option(help="skip invalid rows instead of refusing the file")] = False,
 ) -> None:
     """Train a model version from labelled items."""
-    from training import DEFAULT_DATA, load_items, train_version
+    import training
 
     with errors_to_messages():
-        source = data or DEFAULT_DATA
-        names = _read_lines(label_names) if label_names else None
-        items, skipped = load_items(source, require_labels=True, skip_invalid=skip_invalid, label_names=names)
+        source = data or training.DEFAULT_DATA
+        label_set, names = label_options(labels, label_names)
+        items, skipped = training.load_items(
+            source, require_labels=True, skip_invalid=skip_invalid, label_names=names
+        )
         for row, reason in skipped:
             console.print(f"skipped row {row}: {reason}", highlight=False)
-        label_set: Any = labels
-        if labels and labels != "auto":
-            label_set = _read_lines(Path(labels))
-        elif names and not labels:
-            label_set = names
         console.print(f"Training on {len(items)} items from {source} (seed {seed}, {folds} folds).")
         with progress_bar("training") as update:
-            directory = train_version(
+            directory = training.train_version(
                 items, registry=None if out else registry(), out=out, activate=activate,
                 data_source=str(source), seed=seed, folds=folds, labels=label_set, progress=update,
             )
@@ -136,10 +166,6 @@ def train(
         state = " (active)" if activate and not out else ""
         console.print(f"Saved model {manifest['version']} in {directory}{state}")
         print(directory)
-
-
-def _read_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _print_metrics(report: dict[str, Any], title: str) -> None:
@@ -166,16 +192,16 @@ def _print_metrics(report: dict[str, Any], title: str) -> None:
 @app.command()
 def evaluate(
     data: Annotated[Path, typer.Option(help="labelled file or directory (a directory of .jsonl: one group per file)")],
-    model_dir: Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")] = None,
-    report: Annotated[Path | None, typer.Option(help="write the metrics as JSON here")] = None,
-    markdown: Annotated[Path | None, typer.Option(help="write the tables and diagnostics as Markdown here")] = None,
+    model_dir: ModelOption = None,
+    report: ReportOption = None,
+    markdown: MarkdownOption = None,
     compare: Annotated[
         bool, typer.Option("--compare", help="cross-validate xinxi and the baselines side by side")
     ] = False,
     folds: Annotated[
         int | None, typer.Option(min=2, max=20, help="cross-validate xinxi (with --compare, every method) in K folds")
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of the folds and the estimators")] = 0,
+    seed: SeedOption = 0,
     split: Annotated[str, typer.Option(help="kfold, files (leave one .jsonl file out) or both")] = "kfold",
     test: Annotated[
         Path | None, typer.Option(help="with --compare: train every method on --data, score it on this separate set")
@@ -187,22 +213,14 @@ def evaluate(
         bool, typer.Option("--errors", help="show the most confident mistakes and the topic confusions")
     ] = False,
     top: Annotated[int, typer.Option(min=1, max=50, help="mistakes shown per label with --errors")] = 5,
-    labels: Annotated[
-        str | None, typer.Option(help="'auto' takes the topic set from the data; a file lists one label a line")
-    ] = None,
-    label_names: Annotated[
-        Path | None, typer.Option(help="label names for numeric labels of text<TAB>label files")
-    ] = None,
+    labels: LabelsOption = None,
+    label_names: LabelNamesOption = None,
 ) -> None:
     """Evaluate a model version on labelled items, or cross-validate xinxi against baselines (--compare)."""
-    from training import evaluate_model, load_items
-    from training.evaluate import score_items
+    import training
 
     with errors_to_messages():
-        names = _read_lines(label_names) if label_names else None
-        label_set: Any = labels
-        if labels and labels != "auto":
-            label_set = _read_lines(Path(labels))
+        label_set, names = label_options(labels, label_names)
         if compare or folds is not None or test is not None:
             if model_dir is not None:
                 fail("--model evaluates a trained version; --compare and --folds train their own: give one of them")
@@ -212,38 +230,22 @@ def evaluate(
             )
             return
         predictor = load_predictor(model_dir)
-        items, _ = load_items(data, require_labels=True, label_names=names)
+        items, _ = training.load_items(data, require_labels=True, label_names=names)
         with progress_bar("scoring") as update:
-            update(f"{len(items)} items", 0, len(items))
-            predictions = score_items(predictor, items)
-            update(f"{len(items)} items", len(items), len(items))
-        try:
-            metrics = evaluate_model(predictor, items, predictions)
-        except ValueError as exc:
-            fail(str(exc))
+            predictions = training.score_items(
+                predictor, items, progress=lambda done, total: update(f"{done} items", done, total)
+            )
+        metrics = training.evaluate_model(predictor, items, predictions)
         _print_metrics(metrics, f"model {predictor.version} on {data}")
         if errors or markdown or report:
-            from training.diagnostics import (
-                calibration_from_predictions,
-                calibration_markdown,
-                error_analysis,
-                errors_markdown,
-            )
-
-            metrics["calibration"] = calibration_from_predictions(items, predictions, predictor.topic_labels)
-            text = calibration_markdown(metrics["calibration"])
+            metrics.update(training.diagnose(items, predictions, predictor.topic_labels, top if errors else 0))
+            text = training.diagnostics_markdown(metrics)
             if errors:
-                metrics["errors"] = error_analysis(items, predictions, predictor.topic_labels, top)
-                text += "\n" + errors_markdown(metrics["errors"])
                 _print_markdown(text)
             if markdown:
-                with atomic_output(markdown) as stream:
-                    stream.write(f"# Model {predictor.version} on {data}\n\n{text}")
-                console.print(f"Markdown written to {markdown}")
+                write_output(markdown, f"# Model {predictor.version} on {data}\n\n{text}", "Markdown")
         if report:
-            with atomic_output(report) as stream:
-                json.dump(metrics, stream, ensure_ascii=False, indent=2)
-            console.print(f"Report written to {report}")
+            write_json_report(report, metrics)
 
 
 def _print_markdown(text: str) -> None:
@@ -257,64 +259,48 @@ def _cross_validate(
     label_set: Any, names: list[str] | None, report: Path | None, markdown: Path | None, test: Path | None = None,
 ) -> None:
     """``evaluate --compare`` / ``--folds``: train and test every method on the same splits."""
-    from training.compare import (
-        METHODS,
-        SPLITS,
-        evaluation,
-        evaluation_markdown,
-        load_dataset,
-        split_title,
-        table_rows,
-        with_test_set,
-    )
-    from training.diagnostics import errors_markdown
+    import training
 
-    strategies = list(SPLITS) if split == "both" else [split]
-    if any(s not in SPLITS for s in strategies) and split != "test":
+    strategies = list(training.SPLITS) if split == "both" else [split]
+    if any(s not in training.SPLITS for s in strategies) and split != "test":
         fail(f"--split must be kfold, files or both, not {split!r}")
-    chosen = list(METHODS) if compare else ["xinxi"]
+    chosen = list(training.METHODS) if compare else ["xinxi"]
     if methods:
         chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in METHODS]
+    unknown = [m for m in chosen if m not in training.METHODS]
     if unknown:
-        fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    dataset = load_dataset(data, labels=label_set, label_names=names)
+        fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(training.METHODS)}")
+    dataset = training.load_dataset(data, labels=label_set, label_names=names)
     if test is not None:
-        dataset = with_test_set(dataset, test, label_names=names)
+        dataset = training.with_test_set(dataset, test, label_names=names)
     console.print(
         f"Cross-validating {', '.join(chosen)} on {len(dataset)} items from {data} ({', '.join(strategies)})."
     )
     with progress_bar("evaluating") as update:
-        result = evaluation(
+        result = training.evaluation(
             dataset, strategies=strategies, folds=folds, seed=seed, methods=chosen, errors=errors,
             per_label=top, progress=update,
         )
-    out = console
     for entry in result.get("splits") or [result]:
-        header, rows = table_rows(entry)
-        # One column per method, one row per metric: fits a terminal whatever the number of labels.
-        table = Table(title=split_title(entry))
+        title, columns, rows = training.comparison_table(entry)
+        table = Table(title=title)
         table.add_column("metric")
+        for column in columns:
+            table.add_column(column, justify="right", overflow="fold")
         for row in rows:
-            table.add_column(row[0], justify="right", overflow="fold")
-        for number, metric in enumerate(header[1:], 1):
-            table.add_row(metric, *(row[number] for row in rows))
-        out.print(table)
+            table.add_row(*row)
+        console.print(table)
         calibration = entry.get("calibration")
         if calibration:
             briers = "  ".join(f"{label} {e['brier']:.3f}" for label, e in calibration["topics"].items())
             kind = f"  kind {calibration['kind']['brier']:.3f}" if calibration.get("kind") else ""
-            out.print(f"xinxi Brier score: {briers}{kind}")
+            console.print(f"xinxi Brier score: {briers}{kind}")
         if errors and "errors" in entry:
-            _print_markdown(errors_markdown(entry["errors"]))
+            _print_markdown(training.errors_markdown(entry["errors"]))
     if report:
-        with atomic_output(report) as stream:
-            json.dump(result, stream, ensure_ascii=False, indent=2)
-        console.print(f"Report written to {report}")
+        write_json_report(report, result)
     if markdown:
-        with atomic_output(markdown) as stream:
-            stream.write(evaluation_markdown(result))
-        console.print(f"Markdown written to {markdown}")
+        write_output(markdown, training.evaluation_markdown(result), "Markdown")
 
 
 @app.command()
@@ -323,16 +309,16 @@ def predict(
     output: Annotated[Path | None, typer.Option(help="JSONL results (default: standard output)")] = None,
     text: Annotated[str | None, typer.Option(help="the text of one item")] = None,
     title: Annotated[str | None, typer.Option(help="the title of that item")] = None,
-    model_dir: Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")] = None,
+    model_dir: ModelOption = None,
 ) -> None:
     """Score items from a file, from --text, or one item's text on standard input."""
-    from training import load_items
+    import training
 
     with errors_to_messages():
         if input is not None and text is not None:
             fail("give either --input or --text, not both")
         if input is not None:
-            items = [item.as_input() for item in load_items(input)[0]]
+            items = [item.as_input() for item in training.load_items(input)[0]]
         elif text is not None:
             items = [{"id": None, "title": title, "text": text}]
         else:
@@ -340,18 +326,15 @@ def predict(
                 fail("give --input FILE, --text TEXT, or pipe an item's text to standard input")
             items = [{"id": None, "title": title, "text": sys.stdin.read()}]
         predictor = load_predictor(model_dir)
-        results = []
         with progress_bar("scoring") as update:
-            for start in range(0, len(items), BATCH):
-                results += predictor.predict(items[start : start + BATCH])
-                update(f"{min(start + BATCH, len(items))} items", min(start + BATCH, len(items)), len(items))
-        lines = (json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
+            results = predictor.predict_batched(
+                items, progress=lambda done, total: update(f"{done} items", done, total)
+            )
+        lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
         if output is None:
-            sys.stdout.writelines(lines)
+            sys.stdout.write(lines)
         else:
-            with atomic_output(output) as stream:
-                stream.writelines(lines)
-            console.print(f"{len(results)} results written to {output}")
+            write_output(output, lines, f"{len(results)} results")
 
 
 @app.command()
@@ -435,18 +418,11 @@ def models_show(version: Annotated[str | None, typer.Argument(help="version id (
 @models_app.command("activate")
 def models_activate(version: Annotated[str, typer.Argument(help="version id to make active")]) -> None:
     """Make a version the active one, once it has loaded and predicted; running services pick it up."""
-    from model.artifact import read_manifest
-    from service.active_model import load_and_warm
+    from service.active_model import load_version
 
     with errors_to_messages():
         reg = registry()
-        path = reg.path(version)
-        read_manifest(path)  # a missing or unknown version keeps its own message
-        # Every running service follows the pointer, so it only moves to a version that works.
-        try:
-            load_and_warm(path)
-        except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
-            fail(f"model {version} cannot be loaded, so the active model was not changed: {exc}")
+        load_version(reg, version)
         reg.activate(version)
         console.print(f"{version} is now active")
 

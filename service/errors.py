@@ -36,6 +36,8 @@ class ServiceError(Exception):
     code = "internal_error"
     message_zh = "服务内部错误，请稍后重试或联系管理员"
     message_en = "internal error; retry later or contact the administrator"
+    fixed_headers: dict[str, str] = {}
+    """Headers every response of this error carries (``WWW-Authenticate``, ``Retry-After``)."""
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class ServiceError(Exception):
         if message_zh is not None:
             self.message_zh = message_zh
         self.details = details
-        self.headers = headers
+        self.headers = {**self.fixed_headers, **(headers or {})} or None
 
 
 class MalformedJSONError(ServiceError):
@@ -73,9 +75,23 @@ class TooManyItemsError(ServiceError):
     code = "too_many_items"
 
 
-class BodyTooLargeError(ServiceError):
-    status = 413
-    code = "body_too_large"
+class BodyTooLargeError(StarletteHTTPException):
+    """A request body over ``XINXI_MAX_BODY_BYTES``, found while reading a body sent without a length.
+
+    An HTTP exception, not a :class:`ServiceError`: FastAPI turns any other
+    exception raised while it reads the body into a 400. Answered as 413
+    ``body_too_large`` by the HTTP handler below.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"the request body is over the limit of {limit} bytes")
+
+
+class ModelRejectedError(ServiceError):
+    """A version that fails verification, loading or a trial prediction; the active model is not changed."""
+
+    status = 409
+    code = "model_rejected"
 
 
 class TextTooLongError(ServiceError):
@@ -88,9 +104,7 @@ class UnauthorizedError(ServiceError):
     code = "unauthorized"
     message_zh = "缺少或无效的 API 密钥（Authorization: Bearer ...）"
     message_en = "missing or invalid API key (Authorization: Bearer ...)"
-
-    def __init__(self, message_en: str | None = None, message_zh: str | None = None) -> None:
-        super().__init__(message_en, message_zh, headers={"WWW-Authenticate": "Bearer"})
+    fixed_headers = {"WWW-Authenticate": "Bearer"}
 
 
 class ModelNotLoadedError(ServiceError):
@@ -98,9 +112,7 @@ class ModelNotLoadedError(ServiceError):
     code = "model_not_loaded"
     message_zh = "模型尚未加载完成，请稍后重试"
     message_en = "no model is loaded yet; retry shortly"
-
-    def __init__(self, message_en: str | None = None, message_zh: str | None = None) -> None:
-        super().__init__(message_en, message_zh, headers={"Retry-After": "5"})
+    fixed_headers = {"Retry-After": "5"}
 
 
 class NotReadyError(ServiceError):
@@ -130,7 +142,7 @@ _HTTP_CODES = {
     403: ("forbidden", "没有权限", "forbidden"),
     404: ("not_found", NotFoundError.message_zh, NotFoundError.message_en),
     405: ("method_not_allowed", "不支持该请求方法", "method not allowed"),
-    413: ("body_too_large", "请求体过大", "request body too large"),
+    413: ("body_too_large", "请求体过大", "the request body is over the limit"),
     415: ("unsupported_media_type", "请使用 application/json", "use application/json"),
 }
 

@@ -1,6 +1,6 @@
-"""The outermost ASGI middleware: request id, metrics, and the last line against stack traces.
+"""The raw ASGI middlewares: request id, metrics and the last line against stack traces; the body limit.
 
-Written as plain ASGI (not ``BaseHTTPMiddleware``) because it runs on every
+Written as plain ASGI (not ``BaseHTTPMiddleware``) because they run on every
 request and must stay cheap.
 """
 
@@ -12,7 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import REQUEST_ID_HEADER, internal_error_response
+from service.errors import REQUEST_ID_HEADER, BodyTooLargeError, error_response, internal_error_response
 from service.metrics import Metrics
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -28,17 +28,30 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
-class RequestMiddleware:
-    """Give every request an id (the client's ``X-Request-ID`` if sane), time it, count it."""
+class _HTTPMiddleware:
+    """Passes anything but HTTP (lifespan, websockets) straight through to the app."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestMiddleware(_HTTPMiddleware):
+    """Give every request an id (the client's ``X-Request-ID`` if sane), time it, count it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
@@ -71,3 +84,48 @@ class RequestMiddleware:
             self.metrics.observe_request(
                 scope.get("method", "?"), path, status, time.perf_counter() - started
             )
+
+
+class BodyLimitMiddleware(_HTTPMiddleware):
+    """Refuse bodies over ``max_bytes`` with 413, before reading them when Content-Length says so."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            request_id = scope.get("state", {}).get("request_id", "-")
+            response = error_response(
+                413,
+                "body_too_large",
+                f"请求体过大（上限 {self.max_bytes} 字节）",
+                f"the request body has {declared} bytes; the limit is {self.max_bytes}",
+                request_id,
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.max_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from model.text import MAX_CHARS
+
 EXAMPLE_ITEM: dict[str, Any] = {
     "id": "2024-0312",
     "title": "青溪县多措并举推动招商引资提质增效",
@@ -64,7 +66,7 @@ class ItemIn(BaseModel):
     )
     title: str | None = Field(default=None, description="标题", max_length=1000)
     text: str = Field(
-        description="正文; longer than 20,000 characters is truncated with a warning", min_length=1
+        description=f"正文; longer than {MAX_CHARS:,} characters is truncated with a warning", min_length=1
     )
 
 

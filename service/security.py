@@ -1,4 +1,4 @@
-"""API keys, the request body limit and CORS.
+"""API keys, the request body limit and CORS (the middlewares themselves are in :mod:`service.middleware`).
 
 Keys come from ``XINXI_API_KEYS`` and are compared in constant time; a key is
 never logged or echoed. Endpoints that change state always require a key;
@@ -11,11 +11,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import UnauthorizedError, error_response
+from service.errors import UnauthorizedError
+from service.middleware import BodyLimitMiddleware
 from service.settings import Settings
 
 
@@ -58,61 +58,6 @@ async def require_predict_key(request: Request, settings: Annotated[Settings, De
     """Dependency of the prediction endpoint: keyed only when the setting says so."""
     if settings.predict_requires_key:
         await require_api_key(request, settings)
-
-
-class BodyTooLarge(HTTPException):
-    """Raised while reading a streamed body that passes the limit; mapped to 413 ``body_too_large``."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"the request body is over {limit} bytes")
-
-
-class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, before reading them when Content-Length says so."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            request_id = scope.get("state", {}).get("request_id", "-")
-            response = error_response(
-                413,
-                "body_too_large",
-                f"请求体过大（上限 {self.max_bytes} 字节）",
-                f"the request body has {declared} bytes; the limit is {self.max_bytes}",
-                request_id,
-                headers={"Connection": "close"},
-            )
-            await response(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from model.errors import XinxiError
-from model.labels import KINDS, TOPICS
+from model.labels import ANALYSIS, KIND_NAMES, KINDS, NEWS, TOPICS
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet")
 
@@ -39,7 +39,7 @@ _LABEL_ALIASES: dict[str, str] = {}
 for _label in TOPICS + KINDS:
     _LABEL_ALIASES[_label.label.lower()] = _label.label
     _LABEL_ALIASES[_label.name] = _label.label
-_LABEL_ALIASES.update({"动态": "news", "综合": "analysis", "hot issue": "hot_issue", "热点": "hot_issue"})
+_LABEL_ALIASES.update({"动态": NEWS, "综合": ANALYSIS, "hot issue": "hot_issue", "热点": "hot_issue"})
 _NO_TOPIC = {"", "无", "none", "null", "nan", "[]", "-", "—"}
 # Only list separators: label names may contain spaces or slashes ("财经/股票").
 _SPLIT = re.compile(r"\s*[,;|、，；]\s*")
@@ -249,7 +249,7 @@ def parse_kind(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValueError(f"kind must be text, got {type(value).__name__}")
     kind = _LABEL_ALIASES.get(value.strip().lower(), _LABEL_ALIASES.get(value.strip()))
-    if kind not in ("news", "analysis"):
+    if kind not in KIND_NAMES:
         raise ValueError(f"kind {value!r} is not news/动态类 or analysis/综合类")
     return kind
 

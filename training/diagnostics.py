@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import brier_score_loss
 
-from model.labels import describe
+from model.labels import KIND_NAMES, positive_kind_vector, topic_matrix
 from model.predictor import Prediction
 from training.data import Item
-from training.evaluate import topic_matrix
 
 NONE = "(none)"
 """Stands for 'no topic' in the confusion summary."""
@@ -109,11 +108,11 @@ def calibration_from_predictions(
     items: Sequence[Item], predictions: Sequence[Prediction], labels: Sequence[str], bins: int = 10
 ) -> dict[str, Any]:
     """:func:`calibration_report` of a Predictor's output against the items' labels."""
-    truth = topic_matrix(items, labels)
+    truth = topic_matrix([item.topics for item in items], labels)
     probabilities = np.array([[t.probability for t in p.topics] for p in predictions])
     pairs = [(item.kind, p.kind.analysis_probability) for item, p in zip(items, predictions, strict=True)
-             if item.kind in ("news", "analysis") and p.kind is not None]
-    is_analysis = np.array([int(k == "analysis") for k, _ in pairs]) if pairs else None
+             if item.kind in KIND_NAMES and p.kind is not None]
+    is_analysis = positive_kind_vector(k for k, _ in pairs) if pairs else None
     analysis = np.array([a for _, a in pairs]) if pairs else None
     return calibration_report(truth, probabilities, labels, is_analysis=is_analysis, analysis=analysis, bins=bins)
 
@@ -135,7 +134,7 @@ def error_analysis(
     (true topic that was missed, topic predicted that was not true), with
     ``(none)`` standing for no topic on either side.
     """
-    truth = topic_matrix(items, labels)
+    truth = topic_matrix([item.topics for item in items], labels)
     selected = np.array([[int(t.selected) for t in p.topics] for p in predictions], dtype=np.int8)
     probabilities = np.array([[t.probability for t in p.topics] for p in predictions])
     mistakes: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -180,7 +179,7 @@ def _kind_mistakes(items: Sequence[Item], predictions: Sequence[Prediction], lim
     wrong = [
         (item, p)
         for item, p in zip(items, predictions, strict=True)
-        if p.kind is not None and item.kind in ("news", "analysis") and p.kind.label != item.kind
+        if p.kind is not None and item.kind in KIND_NAMES and p.kind.label != item.kind
     ]
     if not any(p.kind is not None for p in predictions):
         return None
@@ -228,71 +227,18 @@ def confusion_summary(truth: np.ndarray, selected: np.ndarray, labels: Sequence[
     return {"labels": names, "pairs": pairs, "top": top}
 
 
-def _name(label: str) -> str:
-    entry = describe(label)
-    return label if entry.name == label else f"{label} ({entry.name})"
+def diagnose(
+    items: Sequence[Item], predictions: Sequence[Prediction], labels: Sequence[str], errors_per_label: int = 0
+) -> dict[str, Any]:
+    """Calibration of a Predictor's output on labelled items and, with ``errors_per_label``, its error analysis.
 
-
-def errors_markdown(report: dict[str, Any]) -> str:
-    """The error analysis as Markdown."""
-    lines = [f"## Error analysis ({report['items']} items)", "", "### Which topics are taken for which", ""]
-    top = report["confusion"]["top"]
-    if top:
-        lines += ["| true topic (missed) | predicted instead | items |", "|---|---|---:|"]
-        lines += [f"| {e['true']} | {e['predicted']} | {e['items']} |" for e in top]
-    else:
-        lines.append("No topic mistakes.")
-    lines.append("")
-    for label, entry in report["topics"].items():
-        counts = entry["counts"]
-        lines += [
-            f"### {_name(label)}: {counts['false_positives']} false positives, "
-            f"{counts['false_negatives']} false negatives of {counts['support']}",
-            "",
-        ]
-        for kind_of_error, caption in (("false_positives", "predicted but wrong"), ("false_negatives", "missed")):
-            rows = entry[kind_of_error]
-            if not rows:
-                continue
-            lines += [f"Most confident, {caption}:", ""]
-            lines += ["| id | title | p | true | predicted | terms |", "|---|---|---:|---|---|---|"]
-            for m in rows:
-                terms = "、".join(m["terms"]) or "-"
-                if m["instead"]:
-                    terms += "; instead " + "; ".join(f"{k}: {'、'.join(v)}" for k, v in m["instead"].items())
-                lines.append(
-                    f"| {m['id']} | {m['title'].replace('|', '/')} | {m['probability']:.2f} | "
-                    f"{', '.join(m['true']) or NONE} | {', '.join(m['predicted']) or NONE} | {terms} |"
-                )
-            lines.append("")
-    kind = report.get("kind")
-    if kind is not None:
-        lines += [f"### Kind: {kind['errors']} mistakes", ""]
-        if kind["most_confident"]:
-            lines += ["| id | title | true | predicted | p | terms |", "|---|---|---|---|---:|---|"]
-            for m in kind["most_confident"]:
-                lines.append(
-                    f"| {m['id']} | {m['title'].replace('|', '/')} | {m['true']} | {m['predicted']} | "
-                    f"{m['probability']:.2f} | {'、'.join(m['terms']) or '-'} |"
-                )
-        lines.append("")
-    return "\n".join(lines)
-
-
-def calibration_markdown(report: dict[str, Any]) -> str:
-    """Brier score and ECE per head, then each reliability table, as Markdown."""
-    heads = dict(report["topics"])
-    if report.get("kind") is not None:
-        heads["kind (analysis)"] = report["kind"]
-    lines = ["## Calibration", "", "| head | base rate | Brier | ECE |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {e['base_rate']:.3f} | {e['brier']:.4f} | {e['ece']:.4f} |" for name, e in heads.items()]
-    lines += ["", "Reliability (items in the bin / mean predicted probability / observed frequency):", ""]
-    header = [f"{b['lower']:.1f}-{b['upper']:.1f}" for b in next(iter(heads.values()))["bins"]]
-    lines += ["| head | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
-    for name, entry in heads.items():
-        cells = [
-            f"{b['count']} / {b['mean_predicted']:.2f} / {b['observed']:.2f}" if b["count"] else "0"
-            for b in entry["bins"]
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    Returns
+    -------
+    dict
+        ``{"calibration": ...}`` (:func:`calibration_from_predictions`), with
+        ``"errors"`` (:func:`error_analysis`) when ``errors_per_label`` > 0.
+    """
+    report: dict[str, Any] = {"calibration": calibration_from_predictions(items, predictions, labels)}
+    if errors_per_label > 0:
+        report["errors"] = error_analysis(items, predictions, labels, errors_per_label)
+    return report

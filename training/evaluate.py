@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,19 +14,10 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from model.labels import KIND_NAMES, positive_kind_vector, topic_matrix
 from model.predictor import Prediction, Predictor
 from training.data import Item
-
-
-def topic_matrix(items: Sequence[Item], labels: Sequence[str]) -> np.ndarray:
-    """Binary matrix (items x labels) of the items' topics."""
-    index = {label: j for j, label in enumerate(labels)}
-    matrix = np.zeros((len(items), len(labels)), dtype=np.int8)
-    for i, item in enumerate(items):
-        for label in item.topics or []:
-            if label in index:
-                matrix[i, index[label]] = 1
-    return matrix
+from training.errors import TrainingError
 
 
 def _safe_auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
@@ -82,25 +73,24 @@ def evaluate_predictions(
     items: Sequence[Item], predictions: Sequence[Prediction], labels: Sequence[str]
 ) -> dict[str, Any]:
     """Metrics of a Predictor's output against the items' labels."""
-    truth = topic_matrix(items, labels)
+    truth = topic_matrix([item.topics for item in items], labels)
     predicted = np.array([[int(t.selected) for t in p.topics] for p in predictions], dtype=np.int8)
     probabilities = np.array([[t.probability for t in p.topics] for p in predictions])
     report: dict[str, Any] = {"topics": topic_metrics(truth, predicted, labels, probabilities)}
-    kinds = [(item.kind, p) for item, p in zip(items, predictions, strict=True) if item.kind and p.kind]
+    kinds = [(item.kind, p) for item, p in zip(items, predictions, strict=True) if item.kind in KIND_NAMES and p.kind]
     if kinds:
         report["kind"] = kind_metrics(
-            np.array([int(k == "analysis") for k, _ in kinds]),
+            positive_kind_vector(k for k, _ in kinds),
             np.array([p.kind.analysis_probability for _, p in kinds if p.kind is not None]),
         )
     return report
 
 
-def score_items(predictor: Predictor, items: Sequence[Item], batch_size: int = 256) -> list[Prediction]:
-    """The predictor's results for ``items``, in order, scored in batches."""
-    predictions: list[Prediction] = []
-    for start in range(0, len(items), batch_size):
-        predictions += predictor.predict([item.as_input() for item in items[start : start + batch_size]])
-    return predictions
+def score_items(
+    predictor: Predictor, items: Sequence[Item], progress: Callable[[int, int], None] | None = None
+) -> list[Prediction]:
+    """The predictor's results for ``items``, in order, scored in batches; ``progress(done, total)`` after each."""
+    return predictor.predict_batched([item.as_input() for item in items], progress=progress)
 
 
 def evaluate_model(
@@ -110,12 +100,12 @@ def evaluate_model(
 
     Raises
     ------
-    ValueError
+    TrainingError
         If the items carry labels the model does not know.
     """
     unknown = sorted({t for item in items for t in item.topics or []} - set(predictor.topic_labels))
     if unknown:
-        raise ValueError(
+        raise TrainingError(
             f"the data has labels the model does not know: {', '.join(unknown)}; "
             f"the model's labels are {', '.join(predictor.topic_labels)}"
         )

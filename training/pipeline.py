@@ -7,6 +7,7 @@ model is reproducible from its manifest and the data alone.
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 from typing import Any
 
 from sklearn.calibration import CalibratedClassifierCV
@@ -14,24 +15,11 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
-from model.features import build_features
+from model.features import FeatureParams, build_features
 
 DEFAULT_PARAMS: dict[str, Any] = {
-    "features": {
-        "word_ngrams": (1, 2),
-        # Characters 1-2, not 1-3: as good on held-out writers (macro F1 0.911 vs 0.908,
-        # kind accuracy 0.964 vs 0.959, Brier 0.031 vs 0.031) with half the vocabulary, and faster.
-        "char_ngrams": (1, 2),
-        "min_df": 2,
-        "max_features": 200_000,
-        "sublinear_tf": True,
-        "structure_weight": 0.3,
-        # The structure block (length, 一是/二是, figures...) is off: without it, leave-one-file-out
-        # kind accuracy rose from 0.964 to 0.982 and its Brier score fell from 0.028 to 0.013, topic
-        # macro F1 from 0.911 to 0.915 (5-fold: 0.964 -> 0.986, 0.946 -> 0.951). The words carry
-        # those cues already; the suggestions still count them (model.suggestions).
-        "use_structure": False,
-    },
+    # The feature defaults live with the features (model.features.FeatureParams), once.
+    "features": asdict(FeatureParams()),
     "topics": {"estimator": "linearsvc", "C": 0.5, "class_weight": "balanced"},
     "kind": {"estimator": "linearsvc", "C": 0.5, "class_weight": "balanced"},
     "calibration": {"method": "sigmoid", "cv": 3},

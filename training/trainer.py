@@ -11,23 +11,22 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from model.artifact import new_version_id, save_version
-from model.errors import XinxiError
-from model.labels import KIND_NAMES, TOPIC_NAMES
+from model.labels import KIND_NAMES
 from model.registry import ModelRegistry
-from model.text import DEFAULT_ENGINE, join_document, segmenter_info, use_engine
-from training.data import Item, topic_set
-from training.evaluate import kind_metrics, topic_matrix, topic_metrics
+from model.text import DEFAULT_ENGINE, segmenter_info, use_engine
+from training.data import Item, load_items
+from training.dataset import prepare, stratified_folds
+from training.errors import TrainingError
+from training.evaluate import kind_metrics, topic_metrics
 from training.pipeline import build_heads, merge_params
 
 MIN_EXAMPLES = 8
@@ -36,45 +35,9 @@ MIN_EXAMPLES = 8
 Progress = Callable[[str, int, int], None]
 
 
-class TrainingError(XinxiError):
-    """The data cannot train a model; the message says why."""
-
-    code = "training_error"
-
-
-def _quiet(step: str, done: int, total: int) -> None:
+def quiet(step: str, done: int, total: int) -> None:
+    """A progress callback that shows nothing."""
     return None
-
-
-def resolve_labels(items: Sequence[Item], labels: Sequence[str] | str | None) -> list[str]:
-    """The topic label set: ANNOTATION.md's by default, the data's with ``"auto"``, or a given list.
-
-    Raises
-    ------
-    TrainingError
-        If an item carries a label outside the set, naming the labels and a row.
-    """
-    if labels == "auto":
-        chosen = topic_set(items)
-    elif labels is None:
-        chosen = list(TOPIC_NAMES)
-    else:
-        chosen = list(labels)
-    known = set(chosen)
-    unknown: dict[str, Item] = {}
-    for item in items:
-        for label in item.topics or []:
-            if label not in known:
-                unknown.setdefault(label, item)
-    if unknown:
-        where = "; ".join(f"{label!r} (first at row {item.row}, id {item.id})" for label, item in unknown.items())
-        raise TrainingError(
-            f"unknown labels: {where}. Known labels: {', '.join(chosen)}. "
-            "Fix the labels, or train with --labels auto to take the label set from the data"
-        )
-    if not chosen:
-        raise TrainingError("the data carries no topic labels at all")
-    return chosen
 
 
 def check_counts(matrix: np.ndarray, labels: Sequence[str], minimum: int) -> None:
@@ -113,23 +76,6 @@ def choose_thresholds(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarra
     return thresholds
 
 
-def _folds(items: Sequence[Item], matrix: np.ndarray, folds: int, seed: int, multiclass: bool) -> list:
-    """Fold indices, stratified on topic set and kind where every stratum is big enough."""
-    if multiclass:
-        strata = [str(np.argmax(row)) for row in matrix]
-    else:
-        strata = [
-            ("+".join(str(j) for j in np.flatnonzero(row)) or "none") + "/" + str(item.kind)
-            for item, row in zip(items, matrix, strict=True)
-        ]
-    counts = Counter(strata)
-    strata = [s if counts[s] >= folds else "rare" for s in strata]
-    if min(Counter(strata).values()) >= folds:
-        splitter: Any = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        return list(splitter.split(np.zeros(len(items)), strata))
-    return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(items))))
-
-
 def data_fingerprint(items: Sequence[Item]) -> dict[str, Any]:
     """SHA-256 and size of the training data as the model saw it."""
     digest = hashlib.sha256()
@@ -150,7 +96,7 @@ def fit_model(
     folds: int = 5,
     labels: Sequence[str] | str | None = None,
     params: dict[str, Any] | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     min_examples: int = MIN_EXAMPLES,
     engine: str = DEFAULT_ENGINE,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -183,14 +129,10 @@ def fit_model(
     use_engine(engine)
     if folds < 2:
         raise TrainingError("--folds must be at least 2")
-    missing = [item for item in items if item.topics is None]
-    if missing:
-        raise TrainingError(f"item {missing[0].id} (row {missing[0].row}) has no topics field; every item needs one")
-    chosen = resolve_labels(items, labels)
+    data = prepare(items, labels=labels)
+    chosen, truth, multiclass = data.labels, data.truth, data.multiclass
     params = merge_params(params)
-    truth = topic_matrix(items, chosen)
     check_counts(truth, chosen, min_examples)
-    multiclass = bool(np.all(truth.sum(axis=1) == 1)) and len(chosen) > 2
     with_kind = [i for i, item in enumerate(items) if item.kind in KIND_NAMES]
     if with_kind and len(with_kind) < len(items):
         first = next(item for item in items if item.kind not in KIND_NAMES)
@@ -201,10 +143,9 @@ def fit_model(
     train_kind = bool(with_kind) and len({items[i].kind for i in with_kind}) == 2
     if with_kind and not train_kind:
         raise TrainingError("every item has the same kind: the quality score needs both news and analysis items")
-    is_analysis = np.array([int(item.kind == "analysis") for item in items])
-    documents = [join_document(item.title, item.text) for item in items]
+    is_analysis, documents = data.is_analysis, data.documents
 
-    splits = _folds(items, truth, folds, seed, multiclass)
+    splits = stratified_folds(items, truth, folds, seed, multiclass)
     oof_topics = np.zeros(truth.shape, dtype=np.float64)
     oof_kind = np.zeros(len(items), dtype=np.float64)
     total = folds + 1
@@ -248,7 +189,6 @@ def fit_model(
         "topics": Pipeline([("features", features), ("classifier", topics)]),
         "kind": None,
         "topic_labels": chosen,
-        "thresholds": thresholds.tolist(),
         "mode": "multiclass" if multiclass else "multilabel",
     }
     if train_kind:
@@ -260,6 +200,7 @@ def fit_model(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labels": {"topics": chosen, "kinds": list(KIND_NAMES) if train_kind else []},
         "mode": bundle["mode"],
+        # Stored here only: the manifest is JSON, and the Predictor reads them from it.
         "thresholds": dict(zip(chosen, [round(float(t), 4) for t in thresholds], strict=True)),
         "metrics": {"cross_validation": metrics},
         "training_data": data_fingerprint(items),
@@ -302,7 +243,7 @@ def train_version(
 
 
 def ensure_active_model(
-    registry: ModelRegistry, data: Path, progress: Progress = _quiet, **fit_options: Any
+    registry: ModelRegistry, data: Path, progress: Progress = quiet, **fit_options: Any
 ) -> Path:
     """The active model's directory, training the default one from ``data`` if there is none.
 
@@ -317,8 +258,6 @@ def ensure_active_model(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if registry.active_id() is not None:
             return registry.active_path()
-        from training.data import load_items
-
         if not Path(data).exists():
             raise TrainingError(
                 f"no model yet and no seed corpus at {data} to train one: run xinxi from a source checkout, "

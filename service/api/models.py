@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from model import ArtifactError
-from service.active_model import load_and_warm
+from model import ModelNotFoundError
 from service.dependencies import ActiveModelDep, PredictorDep
-from service.errors import NotFoundError, ServiceError
+from service.errors import NotFoundError
 from service.schemas import ActivateRequest, ModelOut, ModelSummary
 from service.security import require_api_key
 
-log = logging.getLogger("xinxi.service")
-
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-
-class ModelRejectedError(ServiceError):
-    status = 409
-    code = "model_rejected"
 
 
 def _model_out(manifest: dict[str, Any], active: bool) -> ModelOut:
@@ -73,23 +64,8 @@ def list_models(active: ActiveModelDep) -> list[ModelSummary]:
 )
 def activate_model(body: ActivateRequest, active: ActiveModelDep) -> ModelOut:
     """Load and try a version, then make it active for every worker and every `xinxi` command and serve it here."""
-    registry = active.registry
     try:
-        directory = registry.path(body.version)
-    except ArtifactError as exc:
+        predictor = active.activate(body.version)
+    except ModelNotFoundError as exc:
         raise NotFoundError(str(exc), "找不到该模型版本") from exc
-    if not directory.is_dir():
-        raise NotFoundError(f"no model version {body.version!r}", "找不到该模型版本")
-    # The pointer moves only once the version has predicted here: checksums alone
-    # pass a bundle that is malformed inside, and other workers would follow the
-    # pointer to a model that cannot load.
-    try:
-        predictor = load_and_warm(directory)
-    except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
-        log.warning("refused to activate model %s: %s", body.version, exc, exc_info=True)
-        raise ModelRejectedError(
-            f"model {body.version} cannot be loaded, so it was not activated: {exc}",
-            "该模型版本无法加载，未切换",
-        ) from exc
-    active.install(predictor, body.version)
     return _model_out(predictor.manifest, active=True)

@@ -155,26 +155,8 @@ function render(result, title, text) {
     chips.append(chip);
   }
 
-  const suggestions = $("suggestions");
-  suggestions.replaceChildren();
-  for (const suggestion of result.suggestions) {
-    const li = document.createElement("li");
-    li.textContent = suggestion;
-    suggestions.append(li);
-  }
-  if (!result.suggestions.length) {
-    const li = document.createElement("li");
-    li.className = "ok";
-    li.textContent = "✓ 结构较完整，暂无修改建议。";
-    suggestions.append(li);
-  }
-  const warnings = $("warnings");
-  warnings.replaceChildren();
-  for (const warning of result.warnings) {
-    const li = document.createElement("li");
-    li.textContent = warning;
-    warnings.append(li);
-  }
+  fillList($("suggestions"), result.suggestions, "✓ 结构较完整，暂无修改建议。");
+  fillList($("warnings"), result.warnings);
 
   highlight(result, title, text);
 }
@@ -250,3 +232,15 @@ document.addEventListener("DOMContentLoaded", () => {
   updateCounter();
   loadModelInfo();
 });
+
+// One <li> per entry; an empty list shows ``emptyText`` (class "ok") when given.
+function fillList(list, entries, emptyText) {
+  list.replaceChildren();
+  const lines = entries.length || !emptyText ? entries : [emptyText];
+  for (const line of lines) {
+    const li = document.createElement("li");
+    if (!entries.length) li.className = "ok";
+    li.textContent = line;
+    list.append(li);
+  }
+}

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-TOPICS = ("industry", "investment", "rural", "hot_issue", "emergency")
-KINDS = ("news", "analysis")
+from model.labels import ANALYSIS, KIND_NAMES, TOPIC_NAMES
+
+TOPICS = TOPIC_NAMES
+KINDS = KIND_NAMES
 ID_PATTERN = re.compile(r"^(seed-\d{4,5}|hold-\d{3,4})$")
 DATE_PATTERN = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 SENTENCE_SPLIT = re.compile(r"[。！？；!?;\n]+")
@@ -136,7 +138,7 @@ def distribution(items: Iterable[dict]) -> dict[str, object]:
         "topics": dict(topic_counts),
         "no_topic": sum(1 for i in items if not i.get("topics")),
         "multi_topic": sum(1 for i in items if len(i.get("topics", [])) >= 2),
-        "analysis_share": round(sum(i.get("kind") == "analysis" for i in items) / max(len(items), 1), 3),
+        "analysis_share": round(sum(i.get("kind") == ANALYSIS for i in items) / max(len(items), 1), 3),
         "kind_by_topic": {f"{t}/{k}": n for (t, k), n in sorted(kind_by_topic.items())},
         "under_200": sum(n < 200 for n in lengths),
         "over_800": sum(n > 800 for n in lengths),

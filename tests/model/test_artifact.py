@@ -141,6 +141,6 @@ def test_model_package_never_imports_the_service_or_training() -> None:
 
 
 def test_thresholds_must_match_the_labels(predictor: Predictor) -> None:
-    bundle = {**predictor.bundle, "thresholds": [0.5]}
+    manifest = {**predictor.manifest, "thresholds": {"industry": 0.5}}
     with pytest.raises(ArtifactError, match="1 thresholds for 5 topic labels"):
-        Predictor(bundle, predictor.manifest)
+        Predictor(predictor.bundle, manifest)

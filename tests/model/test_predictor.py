@@ -122,7 +122,8 @@ def test_kind_terms_show_the_texts_own_structure_evidence(predictor: Predictor) 
     ],
 )
 def test_compiled_features_match_every_feature_setting(corpus, options: dict) -> None:
-    from model.features import CompiledFeatures, build_features
+    from model.compiled import CompiledFeatures
+    from model.features import build_features
 
     documents = [join_document(i.title, i.text) for i in corpus[:80]]
     union = build_features(**options).fit(documents)
@@ -146,3 +147,28 @@ def test_structure_evidence_comes_first_when_the_model_has_structure_features(co
     )
     assert news.kind.label == "news"
     assert "3月5日" in news.kind.terms, news.kind.terms
+
+
+def test_a_training_item_and_the_same_item_predicted_have_identical_features(predictor: Predictor, corpus) -> None:
+    """Train/serve skew: the trainer's documents and the Predictor's are cut and joined the same way."""
+    from training.data import Item
+    from training.dataset import prepare
+
+    base = corpus[0]
+    long_item = Item(
+        id="long", title="标题" * 300, text=base.text * (MAX_CHARS // len(base.text) + 2),
+        topics=base.topics, kind=base.kind, row=1,
+    )
+    items = [long_item, *corpus[1:4]]
+    trained = predictor.features.transform(prepare(items).documents)
+    predicted = predictor.transform([item.as_input() for item in items])
+    assert len(long_item.text) > MAX_CHARS
+    np.testing.assert_allclose(predicted.toarray(), trained.toarray(), rtol=1e-5, atol=1e-6)
+
+
+def test_document_parts_cut_title_and_body_at_their_limits() -> None:
+    from model.text import MAX_TITLE_CHARS, document_parts
+
+    title, body = document_parts("题" * (MAX_TITLE_CHARS + 10), "文" * (MAX_CHARS + 10))
+    assert len(title) == MAX_TITLE_CHARS and len(body) == MAX_CHARS
+    assert join_document("题" * (MAX_TITLE_CHARS + 10), "文" * (MAX_CHARS + 10)) == f"{title}\n{body}"

@@ -76,15 +76,17 @@ def copy_version(root: Path, source: Path, version: str) -> str:
     return version
 
 
-def malformed_version(root: Path, source: Path, version: str, damage: Callable[[dict[str, Any]], None]) -> str:
-    """Add a copy of ``source`` whose bundle ``damage`` has changed, with checksums that still match."""
+def malformed_version(
+    root: Path, source: Path, version: str, damage: Callable[[dict[str, Any], dict[str, Any]], None]
+) -> str:
+    """Add a copy of ``source`` whose bundle or manifest ``damage`` has changed, with checksums that still match."""
     copy_version(root, source, version)
     target = root / "models" / version
     bundle = joblib.load(target / MODEL_FILE)
-    damage(bundle)
-    joblib.dump(bundle, target / MODEL_FILE, compress=3)
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    damage(bundle, manifest)
+    joblib.dump(bundle, target / MODEL_FILE, compress=3)
     manifest["files"][MODEL_FILE] = {
         "sha256": file_sha256(target / MODEL_FILE),
         "bytes": (target / MODEL_FILE).stat().st_size,
@@ -93,13 +95,13 @@ def malformed_version(root: Path, source: Path, version: str, damage: Callable[[
     return version
 
 
-def short_thresholds(bundle: dict[str, Any]) -> None:
-    bundle["thresholds"] = list(bundle["thresholds"])[:-1]
+def short_thresholds(bundle: dict[str, Any], manifest: dict[str, Any]) -> None:
+    manifest["thresholds"] = dict(list(manifest["thresholds"].items())[:-1])
 
 
-def no_topic_head(bundle: dict[str, Any]) -> None:
+def no_topic_head(bundle: dict[str, Any], manifest: dict[str, Any]) -> None:
     del bundle["topics"]
 
 
-def headless_topics(bundle: dict[str, Any]) -> None:
+def headless_topics(bundle: dict[str, Any], manifest: dict[str, Any]) -> None:
     bundle["topics"] = None  # AttributeError on load

@@ -207,7 +207,8 @@ def _repair(target: Path, source: Path) -> None:
     """Put ``source``'s bundle back into the malformed version ``target``, keeping its id."""
     (target / "model.joblib").write_bytes((source / "model.joblib").read_bytes())
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"] = json.loads((source / "manifest.json").read_text(encoding="utf-8"))["files"]
+    original = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"], manifest["thresholds"] = original["files"], original["thresholds"]
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
 
 

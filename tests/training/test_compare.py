@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from training.compare import (
-    METHODS,
-    compare,
-    evaluation,
-    evaluation_markdown,
-    fasttext_module,
-    load_dataset,
-    make_splits,
-    markdown_table,
-    prepare,
-    rule_keywords,
-)
+from training.baselines import METHODS, fasttext_module, rule_keywords
+from training.compare import compare, evaluation
 from training.data import Item
+from training.dataset import load_dataset, make_splits, prepare
+from training.report import evaluation_markdown, markdown_table
 
 
 def write_jsonl(items: list[Item], path: Path) -> Path:
@@ -132,7 +124,7 @@ def test_evaluation_attaches_calibration_and_errors(small) -> None:
 
 
 def test_separate_test_set_scores_only_the_test_items(corpus: list[Item], tmp_path: Path) -> None:
-    from training.compare import TEST_GROUP, with_test_set
+    from training.dataset import TEST_GROUP, with_test_set
 
     train = prepare(corpus[:200], source="train")
     test_items = [Item(id=f"t-{i.id}", title=i.title, text=i.text, topics=i.topics, kind=i.kind) for i in corpus[200:260]]
@@ -150,7 +142,7 @@ def test_separate_test_set_scores_only_the_test_items(corpus: list[Item], tmp_pa
 
 def test_test_set_ids_must_not_repeat_training_ids(corpus: list[Item], tmp_path: Path) -> None:
     from training import TrainingError
-    from training.compare import with_test_set
+    from training.dataset import with_test_set
 
     train = prepare(corpus[:100])
     with pytest.raises(TrainingError, match="ids in both the training data and the test set"):

@@ -13,14 +13,13 @@ from training.data import Item
 from training.diagnostics import (
     NONE,
     calibration_from_predictions,
-    calibration_markdown,
     calibration_report,
     confusion_summary,
     error_analysis,
-    errors_markdown,
     expected_calibration_error,
     reliability_table,
 )
+from training.report import calibration_markdown, errors_markdown
 
 
 def test_reliability_table_counts_add_up_and_means_are_right() -> None:

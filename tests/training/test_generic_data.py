@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from training.compare import compare, load_dataset
+from training.compare import compare
 from training.data import Item
+from training.dataset import load_dataset
 
 NAMES = ["产业", "招商", "农村", "突发"]
 SOURCE = {"industry": 0, "investment": 1, "rural": 2, "emergency": 3}

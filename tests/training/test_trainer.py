@@ -14,7 +14,8 @@ from training.trainer import choose_thresholds
 
 
 def _probabilities(bundle: dict, items: list[Item]) -> np.ndarray:
-    predictor = Predictor(bundle, {"version": "test"})
+    # The probabilities do not depend on the thresholds, which the manifest holds.
+    predictor = Predictor(bundle, {"version": "test", "thresholds": dict.fromkeys(bundle["topic_labels"], 0.5)})
     results = predictor.predict([item.as_input() for item in items])
     return np.array([[t.probability for t in r.topics] + [r.kind.analysis_probability] for r in results])
 
