@@ -110,9 +110,9 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-    from training import DEFAULT_DATA, load_items
+    from training import SEED_DATA, load_items
 
-    corpus, _ = load_items(DEFAULT_DATA, require_labels=True)
+    corpus, _ = load_items(SEED_DATA, require_labels=True)
     batch = items_of_500_chars([i.text for i in corpus], args.items)
     one = batch[:200]
     results: dict[str, dict[str, list[float]]] = {"xinxi": {}, "plain": {}}

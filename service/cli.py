@@ -24,6 +24,8 @@ from service.settings import get_settings
 app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 items.", no_args_is_help=True)
 models_app = typer.Typer(help="List, inspect and activate model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+corpus_app = typer.Typer(help="Build and check the real-items corpus (datasets/real).", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
 console = Console(stderr=True)
 
 
@@ -132,7 +134,9 @@ MarkdownOption = Annotated[Path | None, typer.Option(help="write the tables and 
 @app.command()
 def train(
     data: Annotated[
-        Path | None, typer.Option(help="labelled file or directory of .jsonl (default: datasets/seed)")
+        list[Path] | None,
+        typer.Option(help="labelled file or directory of .jsonl; repeat for several (default: datasets/seed and "
+                          "datasets/real)"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="write the version to this new directory instead of the registry")
@@ -148,10 +152,12 @@ def train(
     import training
 
     with errors_to_messages():
-        source = data or training.DEFAULT_DATA
+        paths = list(data or training.DEFAULT_DATA)
+        source = ", ".join(map(str, paths))
         label_set, names = label_options(labels, label_names)
         items, skipped = training.load_items(
-            source, require_labels=True, skip_invalid=skip_invalid, label_names=names
+            paths[0] if len(paths) == 1 else paths, require_labels=True, skip_invalid=skip_invalid,
+            label_names=names,
         )
         for row, reason in skipped:
             console.print(f"skipped row {row}: {reason}", highlight=False)
@@ -159,7 +165,7 @@ def train(
         with progress_bar("training") as update:
             directory = training.train_version(
                 items, registry=None if out else registry(), out=out, activate=activate,
-                data_source=str(source), seed=seed, folds=folds, labels=label_set, progress=update,
+                data_source=source, seed=seed, folds=folds, labels=label_set, progress=update,
             )
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
         _print_metrics(manifest["metrics"]["cross_validation"], f"{folds}-fold cross-validation")
@@ -191,7 +197,10 @@ def _print_metrics(report: dict[str, Any], title: str) -> None:
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option(help="labelled file or directory (a directory of .jsonl: one group per file)")],
+    data: Annotated[
+        list[Path],
+        typer.Option(help="labelled file or directory (a directory of .jsonl: one group per file); repeat for several"),
+    ],
     model_dir: ModelOption = None,
     report: ReportOption = None,
     markdown: MarkdownOption = None,
@@ -203,6 +212,11 @@ def evaluate(
     ] = None,
     seed: SeedOption = 0,
     split: Annotated[str, typer.Option(help="kfold, files (leave one .jsonl file out) or both")] = "kfold",
+    by_source: Annotated[
+        bool,
+        typer.Option("--by-source", help="hold out each source (the items' `source` field) in turn, beside the "
+                                         "seed-only model"),
+    ] = False,
     test: Annotated[
         Path | None, typer.Option(help="with --compare: train every method on --data, score it on this separate set")
     ] = None,
@@ -221,16 +235,22 @@ def evaluate(
 
     with errors_to_messages():
         label_set, names = label_options(labels, label_names)
-        if compare or folds is not None or test is not None:
+        target: Any = data[0] if len(data) == 1 else data
+        if compare or folds is not None or test is not None or by_source:
             if model_dir is not None:
-                fail("--model evaluates a trained version; --compare and --folds train their own: give one of them")
+                fail("--model evaluates a trained version; --compare and --folds train their own: give one of them"
+                     if not by_source else "--model evaluates a trained version; --by-source trains its own: "
+                     "give one of them")
+            if by_source and test is not None:
+                fail("--by-source holds out each source of --data; --test gives a separate test set: give one")
+            strategy = "sources" if by_source else "test" if test else split
             _cross_validate(
-                data, compare, folds or 5, seed, "test" if test else split, methods, errors, top, label_set, names,
+                target, compare, folds or 5, seed, strategy, methods, errors, top, label_set, names,
                 report, markdown, test,
             )
             return
         predictor = load_predictor(model_dir)
-        items, _ = training.load_items(data, require_labels=True, label_names=names)
+        items, _ = training.load_items(target, require_labels=True, label_names=names)
         with progress_bar("scoring") as update:
             predictions = training.score_items(
                 predictor, items, progress=lambda done, total: update(f"{done} items", done, total)
@@ -255,22 +275,26 @@ def _print_markdown(text: str) -> None:
 
 
 def _cross_validate(
-    data: Path, compare: bool, folds: int, seed: int, split: str, methods: str | None, errors: bool, top: int,
-    label_set: Any, names: list[str] | None, report: Path | None, markdown: Path | None, test: Path | None = None,
+    data: Path | list[Path], compare: bool, folds: int, seed: int, split: str, methods: str | None, errors: bool,
+    top: int, label_set: Any, names: list[str] | None, report: Path | None, markdown: Path | None,
+    test: Path | None = None,
 ) -> None:
     """``evaluate --compare`` / ``--folds``: train and test every method on the same splits."""
     import training
 
-    strategies = list(training.SPLITS) if split == "both" else [split]
+    strategies = ["kfold", "files"] if split == "both" else [split]
     if any(s not in training.SPLITS for s in strategies) and split != "test":
         fail(f"--split must be kfold, files or both, not {split!r}")
-    chosen = list(training.METHODS) if compare else ["xinxi"]
+    dataset = training.load_dataset(data, labels=label_set, label_names=names)
+    with_seed = training.SEED_SOURCE in set(dataset.sources or [])
+    reference = [training.SEED_ONLY] if split == "sources" and with_seed else []
+    chosen = [*(training.METHODS if compare else ["xinxi"]), *reference]
     if methods:
         chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in training.METHODS]
+    known = (*training.METHODS, training.SEED_ONLY)
+    unknown = [m for m in chosen if m not in known]
     if unknown:
-        fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(training.METHODS)}")
-    dataset = training.load_dataset(data, labels=label_set, label_names=names)
+        fail(f"unknown methods {', '.join(unknown)}; choose from {', '.join(known)}")
     if test is not None:
         dataset = training.with_test_set(dataset, test, label_names=names)
     console.print(
@@ -295,6 +319,14 @@ def _cross_validate(
             briers = "  ".join(f"{label} {e['brier']:.3f}" for label, e in calibration["topics"].items())
             kind = f"  kind {calibration['kind']['brier']:.3f}" if calibration.get("kind") else ""
             console.print(f"xinxi Brier score: {briers}{kind}")
+        if "per_source" in entry:
+            header, rows = training.by_source_rows(entry)
+            table = Table(title="by held-out source (label cells: F1 (positives))")
+            for column in header:
+                table.add_column(column, justify="left" if column in ("held-out source", "method") else "right")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
         if errors and "errors" in entry:
             _print_markdown(training.errors_markdown(entry["errors"]))
     if report:
@@ -383,6 +415,42 @@ def _share_metrics_between_workers(data_dir: Path) -> Path | None:
     directory = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return directory
+
+
+@corpus_app.command("build")
+def corpus_build(
+    raw: Annotated[list[Path], typer.Argument(help="collected items: .jsonl files or directories of them")],
+    labels: Annotated[Path, typer.Option(help="directory with pass-a.jsonl, pass-b.jsonl, adjudication.jsonl")],
+    out: Annotated[Path | None, typer.Option(help="where the collections go (default: datasets/real)")] = None,
+) -> None:
+    """Clean, de-duplicate and label collected real items into one .jsonl per collection."""
+    import training
+
+    with errors_to_messages():
+        try:
+            report = training.build_corpus(raw, labels, training.SEED_DATA, out or training.REAL_DATA)
+        except ValueError as exc:
+            fail(str(exc))
+        console.print_json(json.dumps(report, ensure_ascii=False))
+
+
+@corpus_app.command("check")
+def corpus_check(
+    real: Annotated[Path | None, typer.Option(help="the real-items directory (default: datasets/real)")] = None,
+) -> None:
+    """Check the real items (provenance, labels against both passes, duplicates) and print their composition."""
+    import training
+
+    with errors_to_messages():
+        try:
+            problems, report = training.check_corpus(real or training.REAL_DATA, training.SEED_DATA)
+        except (ValueError, KeyError) as exc:
+            fail(f"cannot read the corpus: {exc}")
+        console.print_json(json.dumps(report, ensure_ascii=False))
+        for problem in problems[:50]:
+            console.print(str(problem), highlight=False)
+        if problems:
+            fail(f"{len(problems)} problems in the real corpus")
 
 
 @models_app.command("list")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model import ModelRegistry, Predictor
-from training import DEFAULT_DATA, load_items
+from training import SEED_DATA, load_items
 from training.data import Item
 from training.trainer import train_version
 
@@ -19,7 +19,7 @@ SMALL_SIZE = 300
 
 def small_items() -> list[Item]:
     """A deterministic, evenly spread sample of the seed corpus (every k-th item)."""
-    items, _ = load_items(DEFAULT_DATA, require_labels=True)
+    items, _ = load_items(SEED_DATA, require_labels=True)
     step = max(len(items) // SMALL_SIZE, 1)
     return items[::step][:SMALL_SIZE]
 

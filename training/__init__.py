@@ -3,10 +3,12 @@
 This is the one door of the training floor: the service and the ``xinxi``
 command use only the names below, never a submodule.
 
-- load data: :data:`DEFAULT_DATA`, :func:`load_items`, :func:`load_dataset`, :func:`with_test_set`
+- load data: :data:`DEFAULT_DATA` (:data:`SEED_DATA` and :data:`REAL_DATA`),
+  :func:`load_items`, :func:`load_dataset`, :func:`with_test_set`
 - train: :func:`train_version`, :func:`ensure_active_model` (and :func:`fit_model`, in memory)
 - evaluate: :func:`evaluate_model`, :func:`score_items`
 - compare: :func:`evaluation` (xinxi and the baselines on the same splits), :data:`METHODS`, :data:`SPLITS`
+- corpus: :func:`build_corpus`, :func:`check_corpus` (the real items of ``datasets/real``)
 - diagnose: :func:`diagnose` (calibration and error analysis of a model's output)
 - render: :func:`comparison_table`, :func:`evaluation_markdown`, :func:`diagnostics_markdown`,
   :func:`errors_markdown`
@@ -14,26 +16,39 @@ command use only the names below, never a submodule.
 
 from pathlib import Path
 
-from training.baselines import METHODS
+from training.baselines import METHODS, SEED_ONLY
 from training.compare import evaluation
+from training.corpus import build_corpus, check_corpus
 from training.data import DataFileError, Item, load_items
-from training.dataset import SPLITS, load_dataset, with_test_set
+from training.dataset import SEED_SOURCE, SPLITS, load_dataset, with_test_set
 from training.diagnostics import diagnose
 from training.errors import TrainingError
 from training.evaluate import evaluate_model, score_items
-from training.report import comparison_table, diagnostics_markdown, errors_markdown, evaluation_markdown
+from training.report import by_source_rows, comparison_table, diagnostics_markdown, errors_markdown, evaluation_markdown
 from training.trainer import ensure_active_model, fit_model, train_version
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "datasets" / "seed"
-"""The hand-written seed corpus the default model is trained on."""
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+SEED_DATA = DATASETS / "seed"
+"""The hand-written seed corpus."""
+REAL_DATA = DATASETS / "real"
+"""Real published items with their provenance (``datasets/real/SOURCES.md``)."""
+DEFAULT_DATA: tuple[Path, ...] = (SEED_DATA, REAL_DATA)
+"""What the default model is trained on: the seed corpus and the real items."""
 
 __all__ = [
     "DEFAULT_DATA",
+    "REAL_DATA",
+    "SEED_DATA",
+    "SEED_ONLY",
     "METHODS",
+    "SEED_SOURCE",
     "SPLITS",
     "DataFileError",
     "Item",
     "TrainingError",
+    "build_corpus",
+    "by_source_rows",
+    "check_corpus",
     "comparison_table",
     "diagnose",
     "diagnostics_markdown",

@@ -38,10 +38,13 @@ from model.labels import KIND_NAMES, POSITIVE_KIND, TOPICS
 from model.predictor import Prediction, Predictor
 from model.text import user_dictionary, word_tokens
 from training.data import Item
-from training.dataset import Dataset
+from training.dataset import SEED_SOURCE, Dataset
+from training.errors import TrainingError
 from training.trainer import fit_model
 
 METHODS: tuple[str, ...] = ("xinxi", "sklearn-baseline", "keyword-rules", "fasttext")
+SEED_ONLY = "xinxi-seed-only"
+"""xinxi trained on the seed corpus alone: the reference beside the default model when sources are held out."""
 
 
 @dataclass
@@ -77,16 +80,30 @@ def _argmax_rows(probabilities: np.ndarray) -> np.ndarray:
 
 
 class XinxiMethod(Method):
-    """The product pipeline: ``fit_model`` then :class:`Predictor` on held-out items."""
+    """The product pipeline: ``fit_model`` then :class:`Predictor` on held-out items.
+
+    With ``only_source`` it trains on the training items of that source alone
+    (``xinxi-seed-only``: the model as it was before real items, for comparison).
+    """
 
     name = "xinxi"
 
-    def __init__(self, *, seed: int = 0, inner_folds: int = 3, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, seed: int = 0, inner_folds: int = 3, params: dict[str, Any] | None = None,
+        only_source: str | None = None,
+    ) -> None:
         self.seed = seed
         self.inner_folds = inner_folds
         self.params = params
+        self.only_source = only_source
+        if only_source is not None:
+            self.name = f"xinxi-{only_source}-only"
 
     def fit(self, data: Dataset, train: np.ndarray) -> None:
+        if self.only_source is not None:
+            train = np.asarray([i for i in train if data.items[i].source == self.only_source], dtype=int)
+            if not len(train):
+                raise TrainingError(f"{self.name}: no training item has the source {self.only_source!r}")
         items = [data.items[i] for i in train]
         if not data.has_kind:
             # The trainer trains the kind head only on complete kind labels; hide partial ones.
@@ -370,10 +387,12 @@ def build_method(name: str, *, seed: int = 0, params: dict[str, Any] | None = No
     """The method called ``name`` (one of :data:`METHODS`)."""
     if name == "xinxi":
         return XinxiMethod(seed=seed, inner_folds=inner_folds, params=params)
+    if name == SEED_ONLY:
+        return XinxiMethod(seed=seed, inner_folds=inner_folds, params=params, only_source=SEED_SOURCE)
     if name == "sklearn-baseline":
         return SklearnBaseline(seed=seed)
     if name == "keyword-rules":
         return KeywordRules()
     if name == "fasttext":
         return FastTextMethod(seed=seed)
-    raise ValueError(f"unknown method {name!r}; use {', '.join(METHODS)}")
+    raise ValueError(f"unknown method {name!r}; use {', '.join((*METHODS, SEED_ONLY))}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from model.predictor import Prediction
 from training.baselines import METHODS, Method, build_method
-from training.dataset import Dataset, describe_data, make_splits
+from training.dataset import Dataset, describe_data, held_out_sources, make_splits
 from training.diagnostics import calibration_report, error_analysis
 from training.evaluate import kind_metrics, topic_metrics
 from training.trainer import Progress, quiet
@@ -39,12 +39,12 @@ class MethodRun:
     fold_macro_f1: list[float] = field(default_factory=list)
     tested: np.ndarray | None = None  # items that some split held out (all, except with a test set)
 
-    def summary(self, data: Dataset) -> dict[str, Any]:
-        """The JSON entry of this method: metrics on the pooled out-of-fold predictions."""
+    def summary(self, data: Dataset, only: np.ndarray | None = None) -> dict[str, Any]:
+        """The JSON entry of this method: metrics on the pooled out-of-fold predictions (of ``only`` if given)."""
         if self.skipped is not None:
             return {"name": self.name, "skipped": self.skipped}
         assert self.probabilities is not None and self.selected is not None and self.tested is not None
-        tested = self.tested
+        tested = self.tested if only is None else self.tested & only
         topics = topic_metrics(data.truth[tested], self.selected[tested], data.labels, self.probabilities[tested])
         entry: dict[str, Any] = {
             "name": self.name,
@@ -136,7 +136,7 @@ def compare(
     splits = make_splits(data, strategy, folds, seed)
     built = [build_method(name, seed=seed, params=params, inner_folds=inner_folds) for name in methods]
     runs = run_methods(data, splits, built, progress)
-    report = {
+    report: dict[str, Any] = {
         "data": describe_data(data),
         "split": {
             "strategy": strategy,
@@ -146,7 +146,40 @@ def compare(
         },
         "methods": [run.summary(data) for run in runs],
     }
+    if strategy == "sources":
+        report["split"]["held_out"] = held_out_sources(data)
+        sources = np.asarray(data.sources)
+        report["per_source"] = {
+            source: [run.summary(data, sources == source) for run in runs] for source in held_out_sources(data)
+        }
+        report["mean_over_sources"] = source_means(report["per_source"])
     return report, runs
+
+
+def source_means(per_source: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per method, the unweighted mean over held-out sources of macro F1, kind accuracy and each label's F1.
+
+    Each source counts once, whatever its size: the question is how the model
+    holds on a collection it has never seen, and every collection is one such.
+    """
+    names = [entry["name"] for entry in next(iter(per_source.values()))]
+    means = []
+    for position, name in enumerate(names):
+        entries = [entries[position] for entries in per_source.values() if "skipped" not in entries[position]]
+        if not entries:
+            continue
+        labels = entries[0]["per_label"]
+        mean: dict[str, Any] = {
+            "name": name,
+            "macro_f1": round(float(np.mean([e["macro_f1"] for e in entries])), 4),
+            "per_label": {
+                label: round(float(np.mean([e["per_label"][label]["f1"] for e in entries])), 4) for label in labels
+            },
+        }
+        accuracies = [e["kind_accuracy"] for e in entries if e["kind_accuracy"] is not None]
+        mean["kind_accuracy"] = round(float(np.mean(accuracies)), 4) if accuracies else None
+        means.append(mean)
+    return means
 
 
 def evaluation(

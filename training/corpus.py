@@ -83,7 +83,8 @@ def furniture_left(text: str) -> str | None:
 def shingle_matrix(texts: Sequence[str], n: int = 5) -> sparse.csr_matrix:
     """Binary items x character-n-gram matrix (white space removed first)."""
     vocabulary: dict[str, int] = {}
-    indptr, indices = [0], []
+    indptr: list[int] = [0]
+    indices: list[int] = []
     for text in texts:
         compact = re.sub(r"\s+", "", text)
         grams = {compact[i : i + n] for i in range(max(len(compact) - n + 1, 1))}
@@ -339,8 +340,143 @@ def build_real_corpus(
     for copy, original, _ in copies:
         if not copy.get("seed"):
             drop("near-duplicate of a seed item" if original.get("seed") else "near-duplicate of another real item")
-    items = sorted((r for r in kept if not r.get("seed")), key=lambda r: (r["source"], r["id"]))
+    items = sorted((dict(r) for r in kept if not r.get("seed")), key=lambda r: (r["source"], r["id"]))
     by_source: dict[str, int] = {}
     for item in items:
         by_source[item["source"]] = by_source.get(item["source"], 0) + 1
     return items, {"kept": len(items), "by_source": by_source, "dropped": dropped}
+
+
+PASSES = ("pass-a", "pass-b")
+"""The two independent labelling passes, one file each in the labels directory."""
+ADJUDICATION = "adjudication"
+"""The third reading of every item on which the passes disagree."""
+
+
+def read_labels(path: Path) -> dict[str, dict[str, Any]]:
+    """``{id: {"topics", "kind", ...}}`` from a labels file (one JSON object a line)."""
+    records, problems = read_records(path)
+    if problems:
+        raise ValueError("; ".join(map(str, problems)))
+    return {r["id"]: r for r in records}
+
+
+def corpus_labels(labels_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, Any]]:
+    """The settled labels of the real corpus, the unsettled ids, and the agreement of the two passes."""
+    passes = [read_labels(labels_dir / f"{name}.jsonl") for name in PASSES]
+    adjudicated_file = labels_dir / f"{ADJUDICATION}.jsonl"
+    adjudicated = read_labels(adjudicated_file) if adjudicated_file.exists() else {}
+    labels, unsettled = settle_labels(passes, adjudicated)
+    return labels, unsettled, label_agreement(*passes)
+
+
+def write_collections(items: Sequence[Mapping[str, Any]], out: Path) -> dict[str, int]:
+    """Write ``items`` as one ``<source>.jsonl`` per collection in ``out``; return the counts per file."""
+    out.mkdir(parents=True, exist_ok=True)
+    by_source: dict[str, list[Mapping[str, Any]]] = {}
+    for item in items:
+        by_source.setdefault(item["source"], []).append(item)
+    for source, records in by_source.items():
+        lines = [json.dumps({k: r[k] for k in REAL_FIELDS if r.get(k) not in (None, "")} | {"topics": r["topics"]},
+                            ensure_ascii=False) for r in records]
+        (out / f"{source}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {source: len(records) for source, records in by_source.items()}
+
+
+def corpus_report(real: Sequence[Mapping[str, Any]], seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Composition of the real corpus (ANNOTATION.md §4 and the project's minimums) and its overlap with the seed."""
+    topics = {label: sum(label in r["topics"] for r in real) for label in TOPIC_NAMES}
+    levels: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    for r in real:
+        levels[r.get("level") or "unknown"] = levels.get(r.get("level") or "unknown", 0) + 1
+        sources[r["source"]] = sources.get(r["source"], 0) + 1
+    texts = [f"{r.get('title', '')}\n{r.get('text', '')}" for r in [*seed, *real]]
+    copies = [(i, j) for i, j, _ in near_duplicate_pairs(texts) if j >= len(seed)]
+    return {
+        "items": len(real),
+        "sources": sources,
+        "levels": levels,
+        "county_or_city_share": round((levels.get("county", 0) + levels.get("city", 0)) / max(len(real), 1), 4),
+        "topics": topics,
+        "no_topic": sum(not r["topics"] for r in real),
+        "kinds": {kind: sum(r["kind"] == kind for r in real) for kind in KIND_NAMES},
+        "near_duplicates": len(copies),
+    }
+
+
+def build_corpus(raw: Sequence[Path], labels_dir: Path, seed_dir: Path, out: Path) -> dict[str, Any]:
+    """Build ``datasets/real``: clean, filter and de-duplicate the collected items, attach their settled labels.
+
+    Parameters
+    ----------
+    raw : sequence of Path
+        Files or directories of collected items (id, title, text, source, origin, ...).
+    labels_dir : Path
+        ``pass-a.jsonl``, ``pass-b.jsonl`` and ``adjudication.jsonl``.
+    seed_dir : Path
+        The written corpus, of which no real item may be a near-copy.
+    out : Path
+        Where the collections are written, one ``<source>.jsonl`` each.
+
+    Returns
+    -------
+    dict
+        What was kept and dropped and why, the composition and the agreement of the passes.
+
+    Raises
+    ------
+    ValueError
+        If a collected file is broken or some item's passes disagree with no adjudication.
+    """
+    records: list[dict[str, Any]] = []
+    for path in raw:
+        found, broken = read_records(path)
+        if broken:
+            raise ValueError("; ".join(map(str, broken)))
+        records += found
+    labels, unsettled, agreement = corpus_labels(labels_dir)
+    if unsettled:
+        raise ValueError(f"{len(unsettled)} items have disagreeing passes and no adjudication, e.g. {unsettled[:5]}")
+    seed, _ = read_records(seed_dir)
+    items, report = build_real_corpus(records, labels, seed)
+    for stale in out.glob("*.jsonl"):
+        stale.unlink()
+    report["files"] = write_collections(items, out)
+    report["composition"] = corpus_report(items, seed)
+    report["agreement"] = agreement
+    return report
+
+
+def check_corpus(real_dir: Path, seed_dir: Path) -> tuple[list[Problem], dict[str, Any]]:
+    """Everything ANNOTATION.md §3-4 asks of ``datasets/real``, as problems (file, line, reason) and a report.
+
+    Besides each record's own checks: every item's labels are the settled
+    labels of its two passes (recomputed from ``labels/``), no item is a
+    near-copy of another or of a seed item, and every collection is
+    described in ``SOURCES.md``.
+    """
+    records, problems = read_records(real_dir)
+    problems += record_problems(records, real=True)
+    labels, unsettled, agreement = corpus_labels(real_dir / "labels")
+    for record in records:
+        settled = labels.get(record.get("id", ""))
+        where = (str(record["_file"]), record["_line"])
+        if settled is None:
+            reason = "its passes disagree and it has no adjudication" if record.get("id") in unsettled else \
+                "it has no labels in both passes"
+            problems.append(Problem(*where, f"id {record.get('id')}: {reason}"))
+        elif set(settled["topics"]) != set(record.get("topics") or []) or settled["kind"] != record.get("kind"):
+            problems.append(Problem(*where, f"id {record.get('id')}: labels differ from the settled passes "
+                                            f"({settled['topics']}, {settled['kind']})"))
+    seed, _ = read_records(seed_dir)
+    report = corpus_report(records, seed)
+    if report["near_duplicates"]:
+        problems.append(Problem(str(real_dir), None, f"{report['near_duplicates']} near-duplicate pairs"))
+    sources_md = real_dir / "SOURCES.md"
+    described = sources_md.read_text(encoding="utf-8") if sources_md.exists() else ""
+    for source in report["sources"]:
+        if f"`{source}`" not in described:
+            problems.append(Problem(str(sources_md), None, f"collection `{source}` is not described"))
+    report["agreement"] = agreement
+    return problems, report

@@ -21,6 +21,7 @@ import pandas as pd
 
 from model.errors import XinxiError
 from model.labels import ANALYSIS, KIND_NAMES, KINDS, NEWS, TOPICS
+from training.corpus import read_records, record_problems
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet")
 
@@ -75,6 +76,7 @@ class Item:
     date: str | None = None
     adopted: bool | None = None
     row: int | None = None
+    source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_input(self) -> dict[str, Any]:
@@ -268,24 +270,34 @@ def _parse_adopted(value: Any) -> bool | None:
 
 
 def load_items(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     require_labels: bool = False,
     skip_invalid: bool = False,
     label_names: Sequence[str] | None = None,
+    default_source: str | None = None,
 ) -> tuple[list[Item], list[tuple[int | None, str]]]:
     """Read items from ``path``.
 
+    Every item gets a ``source``: the record's own ``source`` field, else the
+    name of the directory it was read from (``seed`` for ``datasets/seed``),
+    else the file's name without its extension.
+
     Parameters
     ----------
-    path : str or Path
-        A file in one of the supported formats.
+    path : str, Path or a sequence of them
+        A file in one of the supported formats, a directory of ``.jsonl``
+        files, or several of these read as one corpus (ids must not repeat).
+        A directory with a ``SOURCES.md`` holds real items: every record must
+        carry ``source`` and ``origin`` and be free of HTML and page furniture.
     require_labels : bool
         Every item must carry topics (a topics column must exist).
     skip_invalid : bool
         Drop invalid rows and return them as problems instead of refusing the file.
     label_names : sequence of str, optional
         Names for numeric labels of the ``text<TAB>label`` layout.
+    default_source : str, optional
+        The source of a file's records that name none (instead of the file's name).
 
     Returns
     -------
@@ -297,9 +309,21 @@ def load_items(
     DataFileError
         If the file cannot be read, or holds invalid rows and ``skip_invalid`` is False.
     """
+    if not isinstance(path, (str, Path)):
+        return _load_several(list(path), require_labels=require_labels, skip_invalid=skip_invalid)
     path = Path(path)
     if path.is_dir():
         return _load_directory(path, require_labels=require_labels, skip_invalid=skip_invalid)
+    items, problems = _load_file(path, require_labels, skip_invalid, label_names)
+    for item in items:
+        item.source = item.source or default_source or path.stem
+    return items, problems
+
+
+def _load_file(
+    path: Path, require_labels: bool, skip_invalid: bool, label_names: Sequence[str] | None = None
+) -> tuple[list[Item], list[tuple[int | None, str]]]:
+    """The items of one file, with ``source`` only where the record gives one."""
     frame, first_row = read_table(path, label_names)
     if require_labels and "topics" not in frame.columns:
         raise DataFileError(
@@ -335,17 +359,43 @@ def _load_directory(
     files = sorted(directory.glob("*.jsonl"))
     if not files:
         raise DataFileError(directory, [(None, "the directory holds no .jsonl files")])
+    if (directory / "SOURCES.md").is_file():
+        records, broken = read_records(directory)
+        wrong = broken + record_problems(records, real=True)
+        if wrong:
+            raise DataFileError(directory, [(None, str(problem)) for problem in wrong])
     items: list[Item] = []
     problems: list[tuple[int | None, str]] = []
     seen: dict[str, str] = {}
     for file in files:
-        found, skipped = load_items(file, require_labels=require_labels, skip_invalid=skip_invalid)
+        found, skipped = _load_file(file, require_labels, skip_invalid)
         problems += [(row, f"{file.name}: {reason}") for row, reason in skipped]
         for item in found:
             where = f"{file.name} row {item.row}"
             if item.id in seen:
                 raise DataFileError(file, [(item.row, f"id {item.id} is already used in {seen[item.id]}")])
             seen[item.id] = where
+            item.source = item.source or directory.name
+            items.append(item)
+    return items, problems
+
+
+def _load_several(
+    paths: list[str | Path], *, require_labels: bool, skip_invalid: bool
+) -> tuple[list[Item], list[tuple[int | None, str]]]:
+    """Several files or directories as one corpus, in the order given; ids must not repeat."""
+    if not paths:
+        raise DataFileError("(no data)", [(None, "no data file or directory was given")])
+    items: list[Item] = []
+    problems: list[tuple[int | None, str]] = []
+    seen: dict[str, Path] = {}
+    for path in map(Path, paths):
+        found, skipped = load_items(path, require_labels=require_labels, skip_invalid=skip_invalid)
+        problems += [(row, f"{path.name}: {reason}") for row, reason in skipped]
+        for item in found:
+            if item.id in seen:
+                raise DataFileError(path, [(item.row, f"id {item.id} is already used in {seen[item.id]}")])
+            seen[item.id] = path
             items.append(item)
     return items, problems
 
@@ -378,6 +428,7 @@ def _item_from(record: dict[str, Any], row: int, position: int, require_labels: 
         date=_optional_str(record.get("date")),
         adopted=_parse_adopted(record.get("adopted")) if "adopted" in record else None,
         row=row,
+        source=_optional_str(extra.pop("source", None)),
         extra=extra,
     )
 

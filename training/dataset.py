@@ -25,7 +25,11 @@ from model.text import join_document
 from training.data import Item, load_items, topic_set
 from training.errors import TrainingError
 
-SPLITS: tuple[str, ...] = ("kfold", "files")
+SPLITS: tuple[str, ...] = ("kfold", "files", "sources")
+SEED_SOURCE = "seed"
+"""The source of the written corpus: never held out by the ``sources`` split, always trained on."""
+MIN_SOURCE_ITEMS = 20
+"""A source with fewer items is not held out on its own (its scores would be noise); it stays in training."""
 TEST_GROUP = "__test__"
 """Group name of the items of a separate test set (:func:`with_test_set`)."""
 
@@ -78,6 +82,7 @@ class Dataset:
     is_analysis: np.ndarray
     groups: list[str] | None = None
     source: str = ""
+    sources: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,6 +124,7 @@ def prepare(
         is_analysis=positive_kind_vector(kinds),
         groups=list(groups) if groups is not None else None,
         source=source,
+        sources=[item.source or "data" for item in items],
     )
 
 
@@ -130,17 +136,29 @@ def documents(items: Sequence[Item]) -> list[str]:
 
 
 def load_dataset(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     labels: Sequence[str] | str | None = None,
     label_names: Sequence[str] | None = None,
     skip_invalid: bool = False,
 ) -> Dataset:
-    """Read a labelled file, or a directory of ``.jsonl`` files (one group per file).
+    """Read a labelled file, or a directory of ``.jsonl`` files (one group per file), or several of these.
 
     With ``label_names`` (the names of numeric labels in ``text<TAB>label``
-    files) and no explicit ``labels``, the label set is those names.
+    files) and no explicit ``labels``, the label set is those names. Every
+    item keeps its ``source`` (:func:`training.data.load_items`) for the
+    ``sources`` split.
     """
+    if not isinstance(path, (str, Path)):
+        paths = [Path(p) for p in path]
+        parts = [load_dataset(p, labels="auto", skip_invalid=skip_invalid) for p in paths]
+        joined = [item for part in parts for item in part.items]
+        names = [f"{p.name}/{g}" if g else p.stem for part, p in zip(parts, paths, strict=True)
+                 for g in (part.groups or [""] * len(part))]
+        repeated = [i for i, n in Counter(item.id for item in joined).items() if n > 1]
+        if repeated:
+            raise TrainingError(f"ids used in more than one file: {', '.join(repeated[:5])}")
+        return prepare(joined, labels=labels, groups=names, source=" + ".join(str(p) for p in paths))
     path = Path(path)
     if labels is None and label_names is not None:
         labels = list(label_names)
@@ -149,11 +167,13 @@ def load_dataset(
         groups: list[str] = []
         files = sorted(path.glob("*.jsonl"))
         for file in files:
-            found, _ = load_items(file, require_labels=True, skip_invalid=skip_invalid)
+            found, _ = load_items(file, require_labels=True, skip_invalid=skip_invalid, default_source=path.name)
             items += found
             groups += [file.stem] * len(found)
         if not files:
             return prepare(load_items(path, require_labels=True)[0], labels=labels, source=str(path))
+        if (path / "SOURCES.md").is_file():
+            load_items(path, require_labels=True)  # a collection of real items: check every record's provenance
         ids = Counter(item.id for item in items)
         repeated = [i for i, n in ids.items() if n > 1]
         if repeated:
@@ -231,12 +251,36 @@ def make_splits(
             )
         groups = np.asarray(data.groups)
         return [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in sorted(set(data.groups))]
+    if strategy == "sources":
+        return source_splits(data)
     if strategy == "test":
         groups = np.asarray(data.groups or [])
         if TEST_GROUP not in set(groups.tolist()):
             raise TrainingError("a train/test split needs a test set: give --test FILE")
         return [(np.flatnonzero(groups != TEST_GROUP), np.flatnonzero(groups == TEST_GROUP))]
     raise ValueError(f"unknown split strategy {strategy!r}; use one of {', '.join(SPLITS)} or test")
+
+
+def held_out_sources(data: Dataset) -> list[str]:
+    """The sources the ``sources`` split holds out in turn: every one but the seed corpus and tiny ones."""
+    counts = Counter(data.sources or [])
+    return sorted(s for s, n in counts.items() if s != SEED_SOURCE and n >= MIN_SOURCE_ITEMS)
+
+
+def source_splits(data: Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave one source out: each held-out source is tested on a model trained on every other item.
+
+    The seed corpus (source ``seed``) is never held out: it is always part of
+    the training data, as it is for the default model.
+    """
+    held_out = held_out_sources(data)
+    if not held_out or len(set(data.sources or [])) < 2:
+        raise TrainingError(
+            "--by-source needs items from at least two sources, one of them with "
+            f"{MIN_SOURCE_ITEMS}+ items and not the seed corpus (a `source` field per item, or one directory each)"
+        )
+    sources = np.asarray(data.sources)
+    return [(np.flatnonzero(sources != s), np.flatnonzero(sources == s)) for s in held_out]
 
 
 def describe_data(data: Dataset) -> dict[str, Any]:
@@ -250,4 +294,5 @@ def describe_data(data: Dataset) -> dict[str, Any]:
         "no_topic": int((data.truth.sum(axis=1) == 0).sum()),
         "kinds": dict(Counter(KIND_NAMES[k] for k in data.is_analysis)) if data.has_kind else None,
         "groups": dict(Counter(data.groups)) if data.groups else None,
+        "sources": dict(Counter(data.sources)) if data.sources else None,
     }

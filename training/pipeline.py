@@ -10,6 +10,7 @@ import copy
 from dataclasses import asdict
 from typing import Any
 
+import sklearn
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
@@ -23,6 +24,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "topics": {"estimator": "linearsvc", "C": 0.5, "class_weight": "balanced"},
     "kind": {"estimator": "linearsvc", "C": 0.5, "class_weight": "balanced"},
     "calibration": {"method": "sigmoid", "cv": 3},
+    # How the training data is used, beyond the estimators: see training.trainer.fit_model.
+    "data": {
+        # "kfold": thresholds and the manifest's metrics come from stratified K folds of all items;
+        # "source": from leaving one source out at a time (the seed corpus is one source).
+        "threshold_split": "kfold",
+        # Each item weighs n_source ** -source_balance (normalised to mean 1): 0 leaves the
+        # sources as they are, 1 gives every source the same total weight.
+        "source_balance": 0.0,
+    },
 }
 
 
@@ -59,6 +69,21 @@ def build_calibrated(section: dict[str, Any], calibration: dict[str, Any], seed:
         cv=calibration["cv"],
         ensemble=False,
     )
+
+
+def fit_head(estimator: Any, matrix: Any, target: Any, sample_weight: Any = None) -> Any:
+    """Fit a head, passing ``sample_weight`` through one-vs-rest and calibration to the linear model.
+
+    scikit-learn routes such metadata only when asked to, so the request is
+    set on the calibrated classifier and on the estimator inside it.
+    """
+    if sample_weight is None:
+        return estimator.fit(matrix, target)
+    calibrated = estimator.estimator if isinstance(estimator, OneVsRestClassifier) else estimator
+    with sklearn.config_context(enable_metadata_routing=True):
+        calibrated.estimator.set_fit_request(sample_weight=True)
+        calibrated.set_fit_request(sample_weight=True)
+        return estimator.fit(matrix, target, sample_weight=sample_weight)
 
 
 def build_heads(params: dict[str, Any], seed: int) -> tuple[Any, OneVsRestClassifier, CalibratedClassifierCV]:

@@ -48,9 +48,44 @@ def split_title(report: dict[str, Any]) -> str:
         groups = data.get("groups") or {}
         trained, tested = groups.get("train", "?"), groups.get(TEST_GROUP, "?")
         how = f"trained on {trained} items, tested on the {tested} of a separate set"
+    elif split["strategy"] == "sources":
+        how = f"each of {split['folds']} sources held out in turn, trained on all the rest"
     else:
         how = f"{split['folds']}-fold cross-validation, seed {split['seed']}"
     return f"{data['items']} items of {data['source'] or 'the data'}, {data['mode']}, {how}"
+
+
+def by_source_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the held-out-source table: one row per source and method, then the means.
+
+    A label's F1 is shown with its positives in the held-out source, since an
+    F1 over a handful of positives says little.
+    """
+    labels = report["data"]["labels"]
+    header = ["held-out source", "items", "method", *labels, "macro F1", "kind acc."]
+    rows = []
+    for source, entries in report["per_source"].items():
+        for entry in entries:
+            if "skipped" in entry:
+                continue
+            cells = [f"{_number(entry['per_label'][label]['f1'])} ({entry['per_label'][label]['support']})"
+                     for label in labels]
+            rows.append([source, str(report["data"]["sources"][source]), entry["name"], *cells,
+                         _number(entry["macro_f1"]), _number(entry["kind_accuracy"])])
+    for mean in report["mean_over_sources"]:
+        rows.append([f"mean of {len(report['per_source'])} sources", "", mean["name"],
+                     *(_number(mean["per_label"][label]) for label in labels),
+                     _number(mean["macro_f1"]), _number(mean["kind_accuracy"])])
+    return header, rows
+
+
+def by_source_markdown(report: dict[str, Any]) -> str:
+    """The held-out-source table as Markdown (label cells: F1 (positives in that source))."""
+    header, rows = by_source_rows(report)
+    lines = [f"**{split_title(report)}**", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" if i in (0, 2) else "---:" for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def comparison_table(report: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
@@ -82,6 +117,8 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
     lines = ["# xinxi evaluation", ""]
     for report in reports:
         lines += [markdown_table(report), ""]
+        if "per_source" in report:
+            lines += [by_source_markdown(report), ""]
         skipped = [m for m in report["methods"] if "skipped" in m]
         lines += [f"- {m['name']} skipped: {m['skipped']}" for m in skipped]
     for report in reports:

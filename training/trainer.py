@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from training.data import Item, load_items
 from training.dataset import prepare, stratified_folds
 from training.errors import TrainingError
 from training.evaluate import kind_metrics, topic_metrics
-from training.pipeline import build_heads, merge_params
+from training.pipeline import build_heads, fit_head, merge_params
 
 MIN_EXAMPLES = 8
 """A label needs at least this many positive (and negative) items to be learned."""
@@ -89,6 +90,33 @@ def data_fingerprint(items: Sequence[Item]) -> dict[str, Any]:
     return {"sha256": digest.hexdigest(), "bytes": size, "items": len(items)}
 
 
+def source_weights(sources: Sequence[str], balance: float) -> np.ndarray | None:
+    """Per item ``n_source ** -balance``, scaled to mean 1; None when ``balance`` is 0 (no weights)."""
+    if not balance or not sources:
+        return None
+    counts = Counter(sources)
+    weights = np.array([counts[s] ** -float(balance) for s in sources])
+    return weights * (len(weights) / weights.sum())
+
+
+def _fit_features(features: Any, documents: list[str], extra: list[str]) -> Any:
+    """Fit the features on ``documents`` and ``extra`` (unlabelled) and return the matrix of ``documents``."""
+    if not extra:
+        return features.fit_transform(documents)
+    features.fit(documents + extra)
+    return features.transform(documents)
+
+
+def _cv_splits(data: Any, how: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified K folds, or (``how="source"``, with two or more sources) one source held out at a time."""
+    if how == "source" and len(set(data.sources or [])) >= 2:
+        sources = np.asarray(data.sources)
+        return [(np.flatnonzero(sources != s), np.flatnonzero(sources == s)) for s in sorted(set(data.sources))]
+    if how not in ("kfold", "source"):
+        raise TrainingError(f"unknown threshold split {how!r}; use kfold or source")
+    return stratified_folds(data.items, data.truth, folds, seed, data.multiclass)
+
+
 def fit_model(
     items: Sequence[Item],
     *,
@@ -99,6 +127,7 @@ def fit_model(
     progress: Progress = quiet,
     min_examples: int = MIN_EXAMPLES,
     engine: str = DEFAULT_ENGINE,
+    unlabelled: Sequence[str] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cross-validate, then fit, a model on labelled items.
 
@@ -120,6 +149,14 @@ def fit_model(
         Fewest positive items a label needs.
     engine : str
         Segmentation engine (recorded in the manifest; prediction uses the same).
+    unlabelled : sequence of str
+        Documents without labels that the features are fitted on too (vocabulary
+        and IDF), so that the weights of words reflect more text than the labelled items.
+
+    The ``data`` section of ``params`` chooses how the out-of-fold
+    probabilities are made (``threshold_split``: stratified folds, or one
+    source held out at a time) and weighs items by their source
+    (``source_balance``).
 
     Returns
     -------
@@ -144,20 +181,24 @@ def fit_model(
     if with_kind and not train_kind:
         raise TrainingError("every item has the same kind: the quality score needs both news and analysis items")
     is_analysis, documents = data.is_analysis, data.documents
+    weights = source_weights(data.sources or [], params["data"]["source_balance"])
+    extra = list(unlabelled)
 
-    splits = stratified_folds(items, truth, folds, seed, multiclass)
+    splits = _cv_splits(data, params["data"]["threshold_split"], folds, seed)
+    folds = len(splits)
     oof_topics = np.zeros(truth.shape, dtype=np.float64)
     oof_kind = np.zeros(len(items), dtype=np.float64)
     total = folds + 1
     for number, (train, test) in enumerate(splits, 1):
         progress(f"cross-validation fold {number}/{folds}", number - 1, total)
         features, topics, kind = build_heads(params, seed)
-        matrix = features.fit_transform([documents[i] for i in train])
+        matrix = _fit_features(features, [documents[i] for i in train], extra)
         held_out = features.transform([documents[i] for i in test])
-        topics.fit(matrix, truth[train])
+        fold_weights = None if weights is None else weights[train]
+        fit_head(topics, matrix, truth[train], fold_weights)
         oof_topics[test] = topics.predict_proba(held_out)
         if train_kind:
-            kind.fit(matrix, is_analysis[train])
+            fit_head(kind, matrix, is_analysis[train], fold_weights)
             oof_kind[test] = kind.predict_proba(held_out)[:, 1]
 
     if multiclass:
@@ -175,6 +216,7 @@ def fit_model(
             predicted[test] = (oof_topics[test] >= fold_thresholds).astype(np.int8)
     metrics: dict[str, Any] = {
         "folds": folds,
+        "split": params["data"]["threshold_split"],
         "thresholds": "each fold cut at thresholds chosen on the other folds' out-of-fold probabilities",
         "topics": topic_metrics(truth, predicted, chosen, oof_topics),
     }
@@ -183,8 +225,8 @@ def fit_model(
 
     progress("fitting the final model on all items", folds, total)
     features, topics, kind = build_heads(params, seed)
-    matrix = features.fit_transform(documents)
-    topics.fit(matrix, truth)
+    matrix = _fit_features(features, documents, extra)
+    fit_head(topics, matrix, truth, weights)
     bundle: dict[str, Any] = {
         "topics": Pipeline([("features", features), ("classifier", topics)]),
         "kind": None,
@@ -192,7 +234,7 @@ def fit_model(
         "mode": "multiclass" if multiclass else "multilabel",
     }
     if train_kind:
-        kind.fit(matrix, is_analysis)
+        fit_head(kind, matrix, is_analysis, weights)
         bundle["kind"] = Pipeline([("features", features), ("classifier", kind)])
     progress("done", total, total)
 
@@ -203,7 +245,8 @@ def fit_model(
         # Stored here only: the manifest is JSON, and the Predictor reads them from it.
         "thresholds": dict(zip(chosen, [round(float(t), 4) for t in thresholds], strict=True)),
         "metrics": {"cross_validation": metrics},
-        "training_data": data_fingerprint(items),
+        "training_data": {**data_fingerprint(items), "by_source": dict(Counter(data.sources or [])),
+                          "unlabelled_documents": len(extra)},
         "seed": seed,
         "hyperparameters": params,
         "segmenter": segmenter_info(),
@@ -243,13 +286,14 @@ def train_version(
 
 
 def ensure_active_model(
-    registry: ModelRegistry, data: Path, progress: Progress = quiet, **fit_options: Any
+    registry: ModelRegistry, data: Path | Sequence[Path], progress: Progress = quiet, **fit_options: Any
 ) -> Path:
     """The active model's directory, training the default one from ``data`` if there is none.
 
-    A lock file in the registry makes concurrent callers (several service
-    workers starting at once) wait for one training instead of each running
-    their own.
+    ``data`` is a file or directory of labelled items, or several of them
+    (the default model: the seed corpus and the real items). A lock file in
+    the registry makes concurrent callers (several service workers starting
+    at once) wait for one training instead of each running their own.
     """
     if registry.active_id() is not None:
         return registry.active_path()
@@ -258,10 +302,13 @@ def ensure_active_model(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if registry.active_id() is not None:
             return registry.active_path()
-        if not Path(data).exists():
+        paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
             raise TrainingError(
-                f"no model yet and no seed corpus at {data} to train one: run xinxi from a source checkout, "
-                "or train on your own labelled items with `xinxi train --data FILE`"
+                f"no model yet and no seed corpus at {', '.join(missing)} to train one: run xinxi from a source "
+                "checkout, or train on your own labelled items with `xinxi train --data FILE`"
             )
-        items, _ = load_items(data, require_labels=True)
-        return train_version(items, registry=registry, data_source=str(data), progress=progress, **fit_options)
+        items, _ = load_items(paths[0] if len(paths) == 1 else paths, require_labels=True)
+        source = ", ".join(str(p) for p in paths)
+        return train_version(items, registry=registry, data_source=source, progress=progress, **fit_options)

@@ -8,14 +8,14 @@ import re
 import pytest
 
 from tests.datasets import corpus_quality as quality
-from training import DEFAULT_DATA, load_items
+from training import SEED_DATA, load_items
 
 TOPICS = quality.TOPICS
 
 
 @pytest.fixture(scope="module")
 def items() -> list[dict]:
-    return quality.read_items(DEFAULT_DATA)
+    return quality.read_items(SEED_DATA)
 
 
 def test_schema_and_labels_follow_the_annotation_guide(items: list[dict]) -> None:
@@ -23,7 +23,7 @@ def test_schema_and_labels_follow_the_annotation_guide(items: list[dict]) -> Non
 
 
 def test_the_trainer_reads_the_corpus_without_complaint() -> None:
-    loaded, problems = load_items(DEFAULT_DATA, require_labels=True)
+    loaded, problems = load_items(SEED_DATA, require_labels=True)
     assert problems == [] and len(loaded) >= 1500
 
 

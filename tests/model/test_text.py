@@ -4,7 +4,7 @@ import pytest
 
 from model import text
 from model.text import char_view, cut, join_document, normalize, user_dictionary, word_tokens
-from training import DEFAULT_DATA, load_items
+from training import SEED_DATA, load_items
 
 
 def test_normalize_folds_width_space_controls_and_html() -> None:
@@ -30,7 +30,7 @@ def test_every_dictionary_term_survives_segmentation(engine: str) -> None:
 
 
 def test_rjieba_and_jieba_cut_the_corpus_alike() -> None:
-    items, _ = load_items(DEFAULT_DATA)
+    items, _ = load_items(SEED_DATA)
     documents = [join_document(item.title, item.text) for item in items]
     differing = [d[:30] for d in documents if cut(d, "rjieba") != cut(d, "jieba")]
     assert differing == []
