@@ -5,7 +5,7 @@ Runs ``training.compare.evaluation`` (the same code as ``xinxi evaluate
 writer per file of the seed corpus), and writes the tables, xinxi's
 calibration and its most confident mistakes as JSON and Markdown.
 
-    python bench/quality.py [--data datasets/seed] [--folds 5] [--seed 0]
+    python bench/quality.py [--data datasets/seed datasets/real] [--folds 5] [--seed 0]
                             [--split both] [--out bench/results/quality]
 """
 
@@ -23,7 +23,7 @@ from training.report import markdown_table
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, nargs="+", default=list(DEFAULT_DATA))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=("kfold", "files", "both"), default="both")
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     names = None
     if args.label_names:
         names = [line.strip() for line in args.label_names.read_text(encoding="utf-8").splitlines() if line.strip()]
-    data = load_dataset(args.data, labels="auto" if names is None and not args.data.is_dir() else None,
-                        label_names=names)
+    single = args.data[0] if len(args.data) == 1 else None
+    auto = names is None and single is not None and not single.is_dir()
+    data = load_dataset(single or args.data, labels="auto" if auto else None, label_names=names)
     strategies = ["kfold", "files"] if args.split == "both" else [args.split]
     if "files" in strategies and not data.groups:
         strategies.remove("files")

@@ -104,6 +104,10 @@ class XinxiMethod(Method):
             train = np.asarray([i for i in train if data.items[i].source == self.only_source], dtype=int)
             if not len(train):
                 raise TrainingError(f"{self.name}: no training item has the source {self.only_source!r}")
+            previous = getattr(self, "trained_on_", None)
+            if previous is not None and np.array_equal(train, previous):
+                return  # every held-out source leaves the same seed items: one fit serves them all
+            self.trained_on_ = train
         items = [data.items[i] for i in train]
         if not data.has_kind:
             # The trainer trains the kind head only on complete kind labels; hide partial ones.

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from model.predictor import Prediction
-from training.baselines import METHODS, Method, build_method
+from training.baselines import METHODS, Method, Scores, build_method
 from training.dataset import Dataset, describe_data, held_out_sources, make_splits
 from training.diagnostics import calibration_report, error_analysis
 from training.evaluate import kind_metrics, topic_metrics
@@ -67,13 +68,28 @@ class MethodRun:
         return entry
 
 
+def _fit_and_score(method: Method, data: Dataset, train: np.ndarray, test: np.ndarray) -> tuple[float, float, Scores]:
+    """Fit ``method`` on ``train`` and score ``test``: seconds fitting, seconds scoring, the scores."""
+    started = time.perf_counter()
+    method.fit(data, train)
+    fitted = time.perf_counter()
+    scores = method.score(data, test)
+    return fitted - started, time.perf_counter() - fitted, scores
+
+
 def run_methods(
     data: Dataset,
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
     methods: Sequence[Method],
     progress: Progress = quiet,
+    n_jobs: int = 1,
 ) -> list[MethodRun]:
-    """Train and score every method on every split; collect out-of-fold results."""
+    """Train and score every method on every split; collect out-of-fold results.
+
+    With ``n_jobs`` above 1 the splits of a method run in that many worker
+    processes (each gets its own copy of the method); the results are the
+    same as in one process, since every fit is seeded.
+    """
     runs = []
     total = len(methods) * len(splits)
     step = 0
@@ -88,15 +104,19 @@ def run_methods(
         run.analysis = np.zeros(len(data)) if data.has_kind else None
         run.predictions = [None] * len(data)
         run.tested = np.zeros(len(data), dtype=bool)
-        for number, (train, test) in enumerate(splits, 1):
+        progress(f"{method.name}: {len(splits)} splits", step, total)
+        if n_jobs > 1:
+            results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(_fit_and_score)(method, data, train, test) for train, test in splits
+            )
+        else:
+            results = (_fit_and_score(method, data, train, test) for train, test in splits)
+        for number, ((_, test), (fit_seconds, predict_seconds, scores)) in enumerate(
+            zip(splits, results, strict=True), 1
+        ):
             run.tested[test] = True
-            progress(f"{method.name} split {number}/{len(splits)}", step, total)
-            started = time.perf_counter()
-            method.fit(data, train)
-            run.fit_seconds.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            scores = method.score(data, test)
-            run.predict_seconds += time.perf_counter() - started
+            run.fit_seconds.append(fit_seconds)
+            run.predict_seconds += predict_seconds
             run.probabilities[test] = scores.probabilities
             run.selected[test] = scores.selected
             if run.analysis is not None:
@@ -110,6 +130,7 @@ def run_methods(
             fold = topic_metrics(data.truth[test], scores.selected, data.labels)
             run.fold_macro_f1.append(fold["macro_f1"])
             step += 1
+            progress(f"{method.name} split {number}/{len(splits)}", step, total)
     progress("done", total, total)
     return runs
 
@@ -124,6 +145,7 @@ def compare(
     params: dict[str, Any] | None = None,
     inner_folds: int = 3,
     progress: Progress = quiet,
+    n_jobs: int = 1,
 ) -> tuple[dict[str, Any], list[MethodRun]]:
     """Compare ``methods`` on ``data`` with one split strategy.
 
@@ -135,7 +157,7 @@ def compare(
     """
     splits = make_splits(data, strategy, folds, seed)
     built = [build_method(name, seed=seed, params=params, inner_folds=inner_folds) for name in methods]
-    runs = run_methods(data, splits, built, progress)
+    runs = run_methods(data, splits, built, progress, n_jobs=n_jobs)
     report: dict[str, Any] = {
         "data": describe_data(data),
         "split": {
