@@ -6,7 +6,7 @@ the seed corpus and every other collection) and writes per-source and mean
 metrics; the seed-only model is run once beside them. A variant is kept in
 the default model only where this table shows a gain.
 
-    python bench/by_source.py [--data datasets/seed datasets/real] [--variants default,thresholds-by-source]
+    python bench/by_source.py [--data datasets/seed datasets/real] [--variants default,thresholds-by-source|none]
                               [--reference] [--out bench/results/by-source]
 """
 
@@ -29,6 +29,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "source-weights-sqrt": {"data": {"source_balance": 0.5}},
     "source-weights-full": {"data": {"source_balance": 1.0}},
     "structure-features": {"features": {"use_structure": True}},
+    "less-regularised-C1": {"topics": {"C": 1.0}, "kind": {"C": 1.0}},
+    "words-only": {"features": {"use_chars": False}},
 }
 
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:7.1f}s] {step}", file=sys.stderr, flush=True)
 
     results: dict[str, Any] = {}
-    runs = [(name, VARIANTS[name], "xinxi") for name in args.variants.split(",") if name]
+    runs = [(name, VARIANTS[name], "xinxi") for name in args.variants.split(",") if name and name != "none"]
     if args.reference:
         runs.append((SEED_ONLY, {}, SEED_ONLY))
     for name, params, method in runs:

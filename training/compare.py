@@ -172,17 +172,42 @@ def compare(
         report["split"]["held_out"] = held_out_sources(data)
         sources = np.asarray(data.sources)
         report["per_source"] = {
-            source: [run.summary(data, sources == source) for run in runs] for source in held_out_sources(data)
+            source: [_with_present_labels(run.summary(data, sources == source)) for run in runs]
+            for source in held_out_sources(data)
         }
         report["mean_over_sources"] = source_means(report["per_source"])
     return report, runs
 
 
-def source_means(per_source: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+MIN_LABEL_POSITIVES = 10
+"""A label counts in a held-out source's macro F1 only with this many positives there.
+
+A collection need not contain every topic (epidemic bulletins hold only
+``emergency``), and an F1 over two or three positives is noise; such cells
+are still shown, with their counts, but not averaged.
+"""
+
+
+def _with_present_labels(entry: dict[str, Any]) -> dict[str, Any]:
+    """Add the macro F1 over the labels with :data:`MIN_LABEL_POSITIVES` positives in this source."""
+    if "skipped" in entry:
+        return entry
+    present = [label for label, v in entry["per_label"].items() if v["support"] >= MIN_LABEL_POSITIVES]
+    entry["labels_averaged"] = present
+    entry["macro_f1_present"] = (
+        round(float(np.mean([entry["per_label"][label]["f1"] for label in present])), 4) if present else None
+    )
+    return entry
+
+
+def source_means(per_source: dict[str, list[dict[str, Any]]], positives: int = 30) -> list[dict[str, Any]]:
     """Per method, the unweighted mean over held-out sources of macro F1, kind accuracy and each label's F1.
 
     Each source counts once, whatever its size: the question is how the model
     holds on a collection it has never seen, and every collection is one such.
+    Macro F1 and a label's mean F1 use only the sources where the label has
+    :data:`MIN_LABEL_POSITIVES` positives; ``lowest_label_f1`` is the lowest
+    F1 of any label in any source where it has ``positives`` positives.
     """
     names = [entry["name"] for entry in next(iter(per_source.values()))]
     means = []
@@ -190,13 +215,19 @@ def source_means(per_source: dict[str, list[dict[str, Any]]]) -> list[dict[str, 
         entries = [entries[position] for entries in per_source.values() if "skipped" not in entries[position]]
         if not entries:
             continue
-        labels = entries[0]["per_label"]
+        labels = list(entries[0]["per_label"])
+        macro = [e["macro_f1_present"] for e in entries if e.get("macro_f1_present") is not None]
+        per_label = {}
+        for label in labels:
+            values = [e["per_label"][label]["f1"] for e in entries if label in e.get("labels_averaged", labels)]
+            per_label[label] = round(float(np.mean(values)), 4) if values else None
+        lowest = [e["per_label"][label]["f1"] for e in entries for label in labels
+                  if e["per_label"][label]["support"] >= positives]
         mean: dict[str, Any] = {
             "name": name,
-            "macro_f1": round(float(np.mean([e["macro_f1"] for e in entries])), 4),
-            "per_label": {
-                label: round(float(np.mean([e["per_label"][label]["f1"] for e in entries])), 4) for label in labels
-            },
+            "macro_f1": round(float(np.mean(macro)), 4) if macro else None,
+            "per_label": per_label,
+            "lowest_label_f1": round(float(min(lowest)), 4) if lowest else None,
         }
         accuracies = [e["kind_accuracy"] for e in entries if e["kind_accuracy"] is not None]
         mean["kind_accuracy"] = round(float(np.mean(accuracies)), 4) if accuracies else None

@@ -59,10 +59,11 @@ def by_source_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the held-out-source table: one row per source and method, then the means.
 
     A label's F1 is shown with its positives in the held-out source, since an
-    F1 over a handful of positives says little.
+    F1 over a handful of positives says little; macro F1* averages the labels
+    with at least ten positives in that source (``training.compare.MIN_LABEL_POSITIVES``).
     """
     labels = report["data"]["labels"]
-    header = ["held-out source", "items", "method", *labels, "macro F1", "kind acc."]
+    header = ["held-out source", "items", "method", *labels, "macro F1*", "kind acc."]
     rows = []
     for source, entries in report["per_source"].items():
         for entry in entries:
@@ -71,7 +72,7 @@ def by_source_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             cells = [f"{_number(entry['per_label'][label]['f1'])} ({entry['per_label'][label]['support']})"
                      for label in labels]
             rows.append([source, str(report["data"]["sources"][source]), entry["name"], *cells,
-                         _number(entry["macro_f1"]), _number(entry["kind_accuracy"])])
+                         _number(entry["macro_f1_present"]), _number(entry["kind_accuracy"])])
     for mean in report["mean_over_sources"]:
         rows.append([f"mean of {len(report['per_source'])} sources", "", mean["name"],
                      *(_number(mean["per_label"][label]) for label in labels),
@@ -85,6 +86,8 @@ def by_source_markdown(report: dict[str, Any]) -> str:
     lines = [f"**{split_title(report)}**", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join("---" if i in (0, 2) else "---:" for i in range(len(header))) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "Label cells: F1 (positives in that source). Macro F1*: over the labels with at least ten "
+              "positives in that source; means: over sources, each counted once."]
     return "\n".join(lines) + "\n"
 
 

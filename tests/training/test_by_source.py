@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from training import DataFileError, load_items
-from training.compare import compare
+from training.compare import _with_present_labels, compare, source_means
 from training.data import Item
 from training.dataset import SEED_SOURCE, load_dataset, make_splits
 from training.errors import TrainingError
@@ -93,17 +93,37 @@ def test_by_source_report_beside_the_seed_only_model(corpus_dirs: tuple[Path, Pa
     report, _ = compare(data, strategy="sources", methods=["xinxi", "xinxi-seed-only"], inner_folds=2)
     assert report["split"]["held_out"] == ["alpha", "beta"]
     assert list(report["per_source"]) == ["alpha", "beta"]
-    for source, entries in report["per_source"].items():
+    for entries in report["per_source"].values():
         assert [e["name"] for e in entries] == ["xinxi", "xinxi-seed-only"]
         for entry in entries:
             assert sum(v["support"] for v in entry["per_label"].values()) >= 1
             assert 0.0 <= entry["macro_f1"] <= 1.0 and 0.0 <= entry["kind_accuracy"] <= 1.0
     means = {m["name"]: m for m in report["mean_over_sources"]}
     alpha, beta = report["per_source"]["alpha"][0], report["per_source"]["beta"][0]
-    assert means["xinxi"]["macro_f1"] == pytest.approx((alpha["macro_f1"] + beta["macro_f1"]) / 2, abs=1e-4)
+    for entry in (alpha, beta):
+        present = [label for label, v in entry["per_label"].items() if v["support"] >= 10]
+        assert entry["labels_averaged"] == present
+        assert entry["macro_f1_present"] == pytest.approx(np.mean([entry["per_label"][x]["f1"] for x in present]), abs=1e-4)
+    assert means["xinxi"]["macro_f1"] == pytest.approx(
+        (alpha["macro_f1_present"] + beta["macro_f1_present"]) / 2, abs=1e-4)
     header, rows = by_source_rows(report)
     assert header[:3] == ["held-out source", "items", "method"] and len(rows) == 2 * 2 + 2
     assert rows[0][:3] == ["alpha", "60", "xinxi"]
+
+
+def test_labels_absent_from_a_source_do_not_count_in_its_macro_f1() -> None:
+    def entry(f1: dict[str, tuple[float, int]]) -> dict:
+        return {"name": "xinxi", "kind_accuracy": 1.0,
+                "per_label": {label: {"f1": v, "support": n} for label, (v, n) in f1.items()}}
+
+    bulletins = _with_present_labels(entry({"emergency": (0.9, 21), "rural": (0.0, 0), "industry": (0.0, 3)}))
+    reports = _with_present_labels(entry({"emergency": (0.5, 40), "rural": (0.8, 32), "industry": (0.6, 12)}))
+    assert bulletins["labels_averaged"] == ["emergency"] and bulletins["macro_f1_present"] == 0.9
+    assert reports["macro_f1_present"] == pytest.approx((0.5 + 0.8 + 0.6) / 3, abs=1e-4)
+    (mean,) = source_means({"bulletins": [bulletins], "reports": [reports]})
+    assert mean["macro_f1"] == pytest.approx((0.9 + reports["macro_f1_present"]) / 2, abs=1e-4)
+    assert mean["per_label"] == {"emergency": 0.7, "rural": 0.8, "industry": 0.6}
+    assert mean["lowest_label_f1"] == 0.5, "the lowest F1 of a label with 30+ positives in a source"
 
 
 def test_source_weights_balance_the_collections() -> None:
