@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from model import ModelRegistry, Predictor, XinxiError
+from model.artifact import umask_mode
 from service.settings import get_settings
 
 app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 items.", no_args_is_help=True)
@@ -86,6 +87,7 @@ def atomic_output(path: Path) -> Iterator[Any]:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             yield stream
+        os.chmod(temporary, umask_mode())  # mkstemp's 0600 would hide the file from colleagues
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
