@@ -25,7 +25,6 @@ app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 it
 models_app = typer.Typer(help="List, inspect and activate model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
-BATCH = 256
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -321,39 +320,76 @@ def _cross_validate(
 
 @app.command()
 def predict(
-    input: Annotated[Path | None, typer.Option(help="items to score: JSONL, CSV, XLSX or Parquet")] = None,
-    output: Annotated[Path | None, typer.Option(help="JSONL results (default: standard output)")] = None,
+    input: Annotated[Path | None, typer.Option(help="items to score: CSV/TSV, XLSX, JSONL or Parquet")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="the input's rows and columns with the scores (default: JSONL on stdout)")
+    ] = None,
     text: Annotated[str | None, typer.Option(help="the text of one item")] = None,
     title: Annotated[str | None, typer.Option(help="the title of that item")] = None,
     model_dir: Annotated[Path | None, typer.Option("--model", help="model version directory (default: active)")] = None,
+    text_col: Annotated[str | None, typer.Option(help="column of the text (default: text, 正文, 内容 ...)")] = None,
+    title_col: Annotated[str | None, typer.Option(help="column of the title (default: title, 标题 ...)")] = None,
+    id_col: Annotated[str | None, typer.Option(help="column of the id (default: id, 编号 ...)")] = None,
+    unit_col: Annotated[str | None, typer.Option(help="column of the unit, for --report (default: 单位 ...)")] = None,
+    date_col: Annotated[str | None, typer.Option(help="column of the date, for --report (default: 日期 ...)")] = None,
+    format: Annotated[str | None, typer.Option(help="output format: csv, tsv, xlsx, jsonl, parquet")] = None,
+    input_format: Annotated[str | None, typer.Option(help="input format when the extension does not say")] = None,
+    encoding: Annotated[str | None, typer.Option(help="encoding of a CSV/TSV/JSONL input (default: detected)")] = None,
+    sheet: Annotated[str | None, typer.Option(help="the sheet of an XLSX workbook with several")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes, each loading the model once")] = 1,
+    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="rows read, scored and written at a time")] = 1000,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run into the same output")] = False,
+    engine: Annotated[str, typer.Option(help="local (this machine) or dask")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default: a local cluster)")] = None,
+    report: Annotated[Path | None, typer.Option(help="write an HTML overview (per topic, kind, unit, month)")] = None,
 ) -> None:
-    """Score items from a file, from --text, or one item's text on standard input."""
-    from training import load_items
-
+    """Score a file of items (every row kept, scores added), one item from --text, or text on standard input."""
     with errors_to_messages():
         if input is not None and text is not None:
             fail("give either --input or --text, not both")
         if input is not None:
-            items = [item.as_input() for item in load_items(input)[0]]
-        elif text is not None:
+            from service.batch import BatchOptions
+
+            _predict_file(input, output, model_dir, workers, engine, BatchOptions(
+                text_col=text_col, title_col=title_col, id_col=id_col, unit_col=unit_col, date_col=date_col,
+                format=format, input_format=input_format, encoding=encoding, sheet=sheet, workers=workers,
+                chunk_size=chunk_size, resume=resume, engine=engine, scheduler=scheduler, report=report,
+            ))
+            return
+        if text is not None:
             items = [{"id": None, "title": title, "text": text}]
         else:
             if sys.stdin.isatty():
                 fail("give --input FILE, --text TEXT, or pipe an item's text to standard input")
             items = [{"id": None, "title": title, "text": sys.stdin.read()}]
         predictor = load_predictor(model_dir)
-        results = []
-        with progress_bar("scoring") as update:
-            for start in range(0, len(items), BATCH):
-                results += predictor.predict(items[start : start + BATCH])
-                update(f"{min(start + BATCH, len(items))} items", min(start + BATCH, len(items)), len(items))
-        lines = (json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
+        lines = (json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in predictor.predict(items))
         if output is None:
             sys.stdout.writelines(lines)
         else:
             with atomic_output(output) as stream:
                 stream.writelines(lines)
-            console.print(f"{len(results)} results written to {output}")
+            console.print(f"result written to {output}")
+
+
+def _predict_file(
+    input: Path, output: Path | None, model_dir: Path | None, workers: int, engine: str, options: Any
+) -> None:
+    """``predict --input``: the archive tool of service/batch, with the model loaded where it is used."""
+    from service.batch import BatchInterrupted, predict_file
+
+    predictor = None
+    if model_dir is None:
+        reg = registry()
+        in_process = workers == 1 and engine == "local"
+        predictor = load_predictor(None) if in_process or reg.active_id() is None else None
+        model_dir = reg.active_path()
+    elif workers == 1 and engine == "local":
+        predictor = Predictor.load(model_dir)
+    try:
+        predict_file(console, input, output, options, model_dir, predictor)
+    except BatchInterrupted as exc:
+        fail(str(exc), code=130)
 
 
 @app.command()
