@@ -67,25 +67,33 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail=f"the request body is over {limit} bytes")
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, before reading them when Content-Length says so."""
+UPLOAD_PATH = "/v1/batch"
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, before reading them when Content-Length says so.
+
+    File uploads to ``POST /v1/batch`` have their own, larger limit (``upload_bytes``).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_bytes if scope.get("path") == UPLOAD_PATH else self.max_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > limit:
             request_id = scope.get("state", {}).get("request_id", "-")
             response = error_response(
                 413,
                 "body_too_large",
-                f"请求体过大（上限 {self.max_bytes} 字节）",
-                f"the request body has {declared} bytes; the limit is {self.max_bytes}",
+                f"请求体过大（上限 {limit} 字节）",
+                f"the request body has {declared} bytes; the limit is {limit}",
                 request_id,
                 headers={"Connection": "close"},
             )
@@ -98,8 +106,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -117,7 +125,9 @@ def _content_length(scope: Scope) -> int | None:
 
 def install_security(app: FastAPI, settings: Settings) -> None:
     """Body limit always; CORS only for the origins the settings name."""
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -229,9 +229,9 @@ def score_file(
                 if progress:
                     progress(rows, reader.total_rows, reader.position(), reader.total_bytes)
         except KeyboardInterrupt:
-            writer.close()
             raise BatchInterrupted(rows, writer.partial()) from None
         finally:
+            writer.close()
             engine.close()
         writer.finish()
     finally:
