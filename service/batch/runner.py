@@ -143,7 +143,8 @@ class LocalEngine:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            # Waiting lets the pool's manager thread wind down before anything else forks or exits.
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def score_file(
