@@ -239,3 +239,36 @@ def test_broken_json_lines_are_kept_with_their_error(model_dir: Path, tmp_path: 
 def test_a_scored_file_is_not_scored_again(scored: Path, model_dir: Path, tmp_path: Path) -> None:
     code, text = run("--model", model_dir, "--input", scored, "--output", tmp_path / "again.csv")
     assert code == 2 and "already has xinxi's columns" in text
+
+
+def test_format_option_tsv_input_and_standard_output(
+    scored: Path, model_dir: Path, tmp_path: Path, rows: list[list[str]]
+) -> None:
+    source = write_csv(tmp_path / "archive.tsv", rows[:5], delimiter="\t")
+    code, text = run("--model", model_dir, "--input", source, "--output", tmp_path / "scored.txt", "--format", "csv")
+    assert code == 0, text
+    header, out = read_csv(tmp_path / "scored.txt")
+    _, reference = read_csv(scored)
+    assert out == reference[:5]
+    code, text = run("--model", model_dir, "--input", source, "--output", tmp_path / "scored.txt")
+    assert code == 2 and "cannot tell the output format from the extension .txt" in text and "--format" in text
+    result = CliRunner().invoke(app, ["predict", "--model", str(model_dir), "--input", str(source)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["编号"] for line in lines] == [row[0] for row in rows[:5]]
+    assert [line["xinxi_quality_score"] for line in lines] == [
+        None if row[header.index("xinxi_quality_score")] == "" else int(row[header.index("xinxi_quality_score")])
+        for row in out
+    ]
+
+
+def test_one_item_from_text_still_works_and_its_file_is_readable_by_others(model_dir: Path, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        code, text = run("--model", model_dir, "--text", "某镇发生山体滑坡，转移群众50人。", "--title", "滑坡",
+                         "--output", tmp_path / "one.json")
+    finally:
+        os.umask(previous)
+    assert code == 0, text
+    assert json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))["kind"]["label"] in ("news", "analysis")
+    assert stat.S_IMODE((tmp_path / "one.json").stat().st_mode) == 0o644

@@ -92,8 +92,8 @@ def test_ctrl_c_says_how_to_resume_and_parquet_parts_resume_to_the_same_table(
     archive: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "out.parquet"
-    args = ("--model", model_dir, "--input", archive, "--output", output, "--chunk-size", "20", "--workers", "2")
-    process = start(*args)
+    args = ("--model", model_dir, "--input", archive, "--output", output, "--chunk-size", "20")
+    process = start(*args, "--workers", "2")
     wait_for_checkpoint(process, tmp_path / "out.parquet.resume.json", 60)
     process.send_signal(signal.SIGINT)
     text = process.communicate(timeout=60)[0]
@@ -102,7 +102,7 @@ def test_ctrl_c_says_how_to_resume_and_parquet_parts_resume_to_the_same_table(
     parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.parquet"))
     assert parts and all(len(pd.read_parquet(part)) == 20 for part in parts), "each part is a valid file"
 
-    code, text = predict(*args, "--resume")
+    code, text = predict(*args, "--resume")  # in this process: the number of workers is no part of the result
     assert code == 0, text
     reference = tmp_path / "reference.parquet"
     code, text = predict("--model", model_dir, "--input", archive, "--output", reference)
