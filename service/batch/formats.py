@@ -35,6 +35,7 @@ EXTENSIONS = {
     ".pq": "parquet",
 }
 SNIFF_BYTES = 1 << 16
+ENCODING_SAMPLE = 1 << 20  # the encoding is judged on the first megabyte, as much as a file may start in ASCII
 # The csv module refuses fields over 128 KB; an archive may hold a 500,000-character cell.
 FIELD_LIMIT = 1 << 30
 
@@ -199,8 +200,8 @@ class DelimitedReader(Reader):
         self.path = path
         self.total_bytes = path.stat().st_size
         with path.open("rb") as stream:
-            head = stream.read(SNIFF_BYTES)
-        self.encoding = encoding or detect_encoding(head, path, complete=len(head) < SNIFF_BYTES)
+            head = stream.read(ENCODING_SAMPLE)
+        self.encoding = encoding or detect_encoding(head, path, complete=len(head) < ENCODING_SAMPLE)
         if encoding:
             try:
                 "".encode(encoding)
@@ -273,8 +274,8 @@ class JsonLinesReader(Reader):
         self.path = path
         self.total_bytes = path.stat().st_size
         with path.open("rb") as stream:
-            head = stream.read(SNIFF_BYTES)
-        self.encoding = encoding or detect_encoding(head, path, complete=len(head) < SNIFF_BYTES)
+            head = stream.read(ENCODING_SAMPLE)
+        self.encoding = encoding or detect_encoding(head, path, complete=len(head) < ENCODING_SAMPLE)
         self._count = 0
         keys: dict[str, None] = {}
         rows = 0

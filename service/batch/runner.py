@@ -82,7 +82,8 @@ class BatchOptions:
     def identity(self) -> dict[str, Any]:
         """The options a resumed run must share with the run it continues."""
         return {k: v for k, v in asdict(self).items()
-                if k in ("text_col", "title_col", "id_col", "input_format", "format", "encoding", "sheet")}
+                if k in ("text_col", "title_col", "id_col", "unit_col", "date_col", "input_format", "format",
+                         "encoding", "sheet")}
 
 
 @dataclass
@@ -279,6 +280,11 @@ def _load_resume(output: Path, identity: dict[str, Any]) -> dict[str, Any]:
     partial = output if "bytes" in state["writer"] else parts_directory(output)
     if not partial.exists():
         raise BatchError(f"cannot resume: the partial output {partial} is gone; run again without --resume")
+    if "bytes" in state["writer"] and output.stat().st_size < state["writer"]["bytes"]:
+        raise BatchError(
+            f"cannot resume: {output} is shorter than the {state['writer']['bytes']:,} bytes recorded "
+            "(was it changed?); run again without --resume"
+        )
     return dict(state)
 
 

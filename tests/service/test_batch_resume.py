@@ -111,3 +111,26 @@ def test_ctrl_c_says_how_to_resume_and_parquet_parts_resume_to_the_same_table(
     assert len(whole) == COPIES * 40
     pd.testing.assert_frame_equal(resumed, whole)
     assert not (tmp_path / "out.parquet.parts").exists()
+
+
+def test_resume_refuses_an_output_changed_since_the_interruption(
+    archive: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from service.batch import BatchError, BatchInterrupted, BatchOptions, score_file
+
+    calls: list[int] = []
+
+    def stop_after_two_chunks(rows: int, *_: object) -> None:
+        calls.append(rows)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(BatchInterrupted, match=r"interrupted after 40 rows; they are saved in .*out\.jsonl"):
+        score_file(archive, output, BatchOptions(chunk_size=20), model_dir=model_dir, progress=stop_after_two_chunks)
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 40
+    output.write_text("{}\n", encoding="utf-8")
+    with pytest.raises(BatchError, match=r"out\.jsonl is shorter than the [\d,]+ bytes recorded"):
+        score_file(archive, output, BatchOptions(chunk_size=20, resume=True), model_dir=model_dir)
+    with pytest.raises(BatchError, match=r"cannot resume: the options changed"):
+        score_file(archive, output, BatchOptions(chunk_size=20, resume=True, unit_col="备注"), model_dir=model_dir)
