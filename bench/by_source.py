@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "structure-features": {"features": {"use_structure": True}},
     "less-regularised-C1": {"topics": {"C": 1.0}, "kind": {"C": 1.0}},
     "words-only": {"features": {"use_chars": False}},
+    "thresholds-by-source+C1": {"data": {"threshold_split": "source"}, "topics": {"C": 1.0}, "kind": {"C": 1.0}},
 }
 
 

@@ -54,6 +54,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def umask_mode(directory: bool = False) -> int:
+    """The mode that ``open`` or ``mkdir`` would give a new file (0644) or directory (0755) under the umask.
+
+    ``tempfile`` creates its files 0600 and its directories 0700; whatever
+    xinxi renames into place gets this mode instead. The umask is read from
+    ``/proc`` where possible, because setting it to read it is not thread-safe.
+    """
+    umask = None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    except OSError:
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def new_version_id(now: datetime | None = None) -> str:
     """A sortable, unique version id such as ``20261127-154012-3fa2``."""
     now = now or datetime.now(UTC)
@@ -86,6 +107,7 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        os.chmod(staging, umask_mode(directory=True))
         with (staging / MODEL_FILE).open("wb") as handle:
             joblib.dump(bundle, handle, compress=3)
             handle.flush()

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from model.artifact import MANIFEST_FILE, read_manifest
+from model.artifact import MANIFEST_FILE, read_manifest, umask_mode
 from model.errors import ArtifactError, ModelNotFoundError
 
 ACTIVE_FILE = "ACTIVE"
@@ -80,6 +80,7 @@ class ModelRegistry:
                 stream.write(version + "\n")
                 stream.flush()
                 os.fsync(stream.fileno())
+            os.chmod(temporary, umask_mode())
             os.replace(temporary, self.models / ACTIVE_FILE)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

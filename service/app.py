@@ -18,9 +18,10 @@ from fastapi.staticfiles import StaticFiles
 
 from model import ModelRegistry
 from service.active_model import ActiveModel
-from service.api import routers
+from service.api import batch, routers
 from service.batcher import PredictionBatcher
 from service.errors import install_error_handlers
+from service.jobs import JobRunner, JobStore
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
 from service.security import install_security
@@ -59,14 +60,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         active = ActiveModel(ModelRegistry(settings.data_dir), settings.model_poll_seconds, metrics)
         batcher = PredictionBatcher(active)
+        jobs = JobStore(settings.data_dir / "jobs")
+        job_runner = JobRunner(jobs, active.get, active.registry.active_path)
         app.state.store = store
         app.state.active_model = active
         app.state.batcher = batcher
+        app.state.jobs = jobs
+        app.state.job_runner = job_runner
         active.start()
         batcher.start()
+        job_runner.start()  # queues again the jobs a previous run left unfinished
         try:
             yield
         finally:
+            job_runner.stop()
             await batcher.stop()
             active.stop()
             store.close()
@@ -86,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics)  # outermost: every response gets its id
     for router in routers:
         app.include_router(router)
+    app.include_router(batch.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from model import ModelRegistry, Predictor, XinxiError
+from model.artifact import umask_mode
 from service.errors import ServiceError
 from service.settings import get_settings
 
@@ -66,6 +67,14 @@ def registry() -> ModelRegistry:
     return ModelRegistry(get_settings().data_dir)
 
 
+def default_data() -> list[Path]:
+    """The files or directories the default model is trained on (training.DEFAULT_DATA, one or several)."""
+    import training
+
+    data = training.DEFAULT_DATA
+    return [Path(data)] if isinstance(data, (str, Path)) else [Path(path) for path in data]
+
+
 def load_predictor(model_dir: Path | None) -> Predictor:
     """The model in ``model_dir``, or the active one (trained from datasets/ when there is none)."""
     if model_dir is not None:
@@ -74,7 +83,8 @@ def load_predictor(model_dir: Path | None) -> Predictor:
 
     reg = registry()
     if reg.active_id() is None:
-        console.print(f"No model yet in {reg.models}: training the default model from {training.DEFAULT_DATA}.")
+        sources = ", ".join(map(str, default_data()))
+        console.print(f"No model yet in {reg.models}: training the default model from {sources}.")
         with progress_bar("training the default model") as update:
             return Predictor.load(training.ensure_active_model(reg, training.DEFAULT_DATA, progress=update))
     return Predictor.load(reg.active_path())
@@ -88,6 +98,7 @@ def atomic_output(path: Path) -> Iterator[Any]:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             yield stream
+        os.chmod(temporary, umask_mode())  # mkstemp's 0600 would hide the file from colleagues
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -152,7 +163,7 @@ def train(
     import training
 
     with errors_to_messages():
-        paths = list(data or training.DEFAULT_DATA)
+        paths = list(data or default_data())
         source = ", ".join(map(str, paths))
         label_set, names = label_options(labels, label_names)
         items, skipped = training.load_items(
@@ -337,21 +348,43 @@ def _cross_validate(
 
 @app.command()
 def predict(
-    input: Annotated[Path | None, typer.Option(help="items to score: JSONL, CSV, XLSX or Parquet")] = None,
-    output: Annotated[Path | None, typer.Option(help="JSONL results (default: standard output)")] = None,
+    input: Annotated[Path | None, typer.Option(help="items to score: CSV/TSV, XLSX, JSONL or Parquet")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="the input's rows and columns with the scores (default: JSONL on stdout)")
+    ] = None,
     text: Annotated[str | None, typer.Option(help="the text of one item")] = None,
     title: Annotated[str | None, typer.Option(help="the title of that item")] = None,
     model_dir: ModelOption = None,
+    text_col: Annotated[str | None, typer.Option(help="column of the text (default: text, 正文, 内容 ...)")] = None,
+    title_col: Annotated[str | None, typer.Option(help="column of the title (default: title, 标题 ...)")] = None,
+    id_col: Annotated[str | None, typer.Option(help="column of the id (default: id, 编号 ...)")] = None,
+    unit_col: Annotated[str | None, typer.Option(help="column of the unit, for --report (default: 单位 ...)")] = None,
+    date_col: Annotated[str | None, typer.Option(help="column of the date, for --report (default: 日期 ...)")] = None,
+    format: Annotated[str | None, typer.Option(help="output format: csv, tsv, xlsx, jsonl, parquet")] = None,
+    input_format: Annotated[str | None, typer.Option(help="input format when the extension does not say")] = None,
+    encoding: Annotated[str | None, typer.Option(help="encoding of a CSV/TSV/JSONL input (default: detected)")] = None,
+    sheet: Annotated[str | None, typer.Option(help="the sheet of an XLSX workbook with several")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes, each loading the model once")] = 1,
+    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="rows read, scored and written at a time")] = 1000,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run into the same output")] = False,
+    engine: Annotated[str, typer.Option(help="local (this machine) or dask")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default: a local cluster)")] = None,
+    report: Annotated[Path | None, typer.Option(help="write an HTML overview (per topic, kind, unit, month)")] = None,
 ) -> None:
-    """Score items from a file, from --text, or one item's text on standard input."""
-    import training
-
+    """Score a file of items (every row kept, scores added), one item from --text, or text on standard input."""
     with errors_to_messages():
         if input is not None and text is not None:
             fail("give either --input or --text, not both")
         if input is not None:
-            items = [item.as_input() for item in training.load_items(input)[0]]
-        elif text is not None:
+            from service.batch import BatchOptions
+
+            _predict_file(input, output, model_dir, workers, engine, BatchOptions(
+                text_col=text_col, title_col=title_col, id_col=id_col, unit_col=unit_col, date_col=date_col,
+                format=format, input_format=input_format, encoding=encoding, sheet=sheet, workers=workers,
+                chunk_size=chunk_size, resume=resume, engine=engine, scheduler=scheduler, report=report,
+            ))
+            return
+        if text is not None:
             items = [{"id": None, "title": title, "text": text}]
         else:
             if sys.stdin.isatty():
@@ -367,6 +400,26 @@ def predict(
             sys.stdout.write(lines)
         else:
             write_output(output, lines, f"{len(results)} results")
+
+
+def _predict_file(
+    input: Path, output: Path | None, model_dir: Path | None, workers: int, engine: str, options: Any
+) -> None:
+    """``predict --input``: the archive tool of service/batch, with the model loaded where it is used."""
+    from service.batch import BatchInterrupted, predict_file
+
+    predictor = None
+    if model_dir is None:
+        reg = registry()
+        in_process = workers == 1 and engine == "local"
+        predictor = load_predictor(None) if in_process or reg.active_id() is None else None
+        model_dir = reg.active_path()
+    elif workers == 1 and engine == "local":
+        predictor = Predictor.load(model_dir)
+    try:
+        predict_file(console, input, output, options, model_dir, predictor)
+    except BatchInterrupted as exc:
+        fail(str(exc), code=130)
 
 
 @app.command()

@@ -86,22 +86,31 @@ class RequestMiddleware(_HTTPMiddleware):
             )
 
 
-class BodyLimitMiddleware(_HTTPMiddleware):
-    """Refuse bodies over ``max_bytes`` with 413, before reading them when Content-Length says so."""
+UPLOAD_PATH = "/v1/batch"
+"""File uploads go here and have their own, larger limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimitMiddleware(_HTTPMiddleware):
+    """Refuse bodies over ``max_bytes`` with 413, before reading them when Content-Length says so.
+
+    File uploads to ``POST /v1/batch`` have their own limit, ``upload_bytes``.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes or max_bytes
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.upload_bytes if scope.get("path") == UPLOAD_PATH else self.max_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > limit:
             request_id = scope.get("state", {}).get("request_id", "-")
             response = error_response(
                 413,
                 "body_too_large",
-                f"请求体过大（上限 {self.max_bytes} 字节）",
-                f"the request body has {declared} bytes; the limit is {self.max_bytes}",
+                f"请求体过大（上限 {limit} 字节）",
+                f"the request body has {declared} bytes; the limit is {limit}",
                 request_id,
                 headers={"Connection": "close"},
             )
@@ -114,8 +123,8 @@ class BodyLimitMiddleware(_HTTPMiddleware):
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLargeError(limit)
             return message
 
         await self.app(scope, limited_receive, send)

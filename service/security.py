@@ -62,7 +62,9 @@ async def require_predict_key(request: Request, settings: Annotated[Settings, De
 
 def install_security(app: FastAPI, settings: Settings) -> None:
     """Body limit always; CORS only for the origins the settings name."""
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="largest accepted request body")
+    max_upload_bytes: int = Field(
+        default=200_000_000, ge=1024, description="largest file accepted by POST /v1/batch (batch jobs)"
+    )
     max_text_chars: int = Field(default=100_000, ge=100, description="longest accepted text of one item")
     max_items: int = Field(default=100, ge=1, le=10_000, description="most items in one predict request")
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -4,7 +4,8 @@ This is the one door of the training floor: the service and the ``xinxi``
 command use only the names below, never a submodule.
 
 - load data: :data:`DEFAULT_DATA` (:data:`SEED_DATA` and :data:`REAL_DATA`),
-  :func:`load_items`, :func:`load_dataset`, :func:`with_test_set`
+  :func:`load_items` (and :func:`find_columns`, :func:`detect_encoding` for streaming readers),
+  :func:`load_dataset`, :func:`with_test_set`
 - train: :func:`train_version`, :func:`ensure_active_model` (and :func:`fit_model`, in memory)
 - evaluate: :func:`evaluate_model`, :func:`score_items`
 - compare: :func:`evaluation` (xinxi and the baselines on the same splits), :data:`METHODS`, :data:`SPLITS`
@@ -19,7 +20,7 @@ from pathlib import Path
 from training.baselines import METHODS, SEED_ONLY
 from training.compare import evaluation
 from training.corpus import build_corpus, check_corpus
-from training.data import DataFileError, Item, load_items
+from training.data import COLUMN_NAMES, DataFileError, Item, detect_encoding, find_columns, load_items
 from training.dataset import SEED_SOURCE, SPLITS, load_dataset, with_test_set
 from training.diagnostics import diagnose
 from training.errors import TrainingError
@@ -36,6 +37,7 @@ DEFAULT_DATA: tuple[Path, ...] = (SEED_DATA, REAL_DATA)
 """What the default model is trained on: the seed corpus and the real items."""
 
 __all__ = [
+    "COLUMN_NAMES",
     "DEFAULT_DATA",
     "REAL_DATA",
     "SEED_DATA",
@@ -50,6 +52,7 @@ __all__ = [
     "by_source_rows",
     "check_corpus",
     "comparison_table",
+    "detect_encoding",
     "diagnose",
     "diagnostics_markdown",
     "ensure_active_model",
@@ -57,6 +60,7 @@ __all__ = [
     "evaluate_model",
     "evaluation",
     "evaluation_markdown",
+    "find_columns",
     "fit_model",
     "load_dataset",
     "load_items",

@@ -9,6 +9,7 @@ reason; by default a file with any invalid row is refused as a whole.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -84,6 +85,33 @@ class Item:
         return {"id": self.id, "title": self.title, "text": self.text}
 
 
+def detect_encoding(raw: bytes, path: Path | str, *, complete: bool = True) -> str:
+    """The codec of file bytes: ``utf-8-sig`` (UTF-8 with or without BOM), else ``gb18030`` (a superset of GBK).
+
+    ``complete=False`` says that ``raw`` is only the start of the file, so a
+    character cut at its end is not held against it.
+
+    Raises
+    ------
+    DataFileError
+        Naming the line of the first byte that decodes in neither.
+    """
+    try:
+        codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=complete)
+        return "utf-8-sig"
+    except UnicodeDecodeError as utf8_error:
+        try:
+            codecs.getincrementaldecoder("gb18030")().decode(raw, final=complete)
+            return "gb18030"
+        except UnicodeDecodeError:
+            line = raw[: utf8_error.start].count(b"\n") + 1
+            raise DataFileError(
+                path,
+                [(line, f"bytes that are neither UTF-8 nor GBK/GB18030 at byte {utf8_error.start}; "
+                        "save the file as UTF-8")],
+            ) from None
+
+
 def decode(raw: bytes, path: Path | str) -> str:
     """Decode file bytes as UTF-8 (with or without BOM), else GB18030 (a superset of GBK).
 
@@ -92,18 +120,7 @@ def decode(raw: bytes, path: Path | str) -> str:
     DataFileError
         Naming the line of the first byte that decodes in neither.
     """
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as utf8_error:
-        try:
-            return raw.decode("gb18030")
-        except UnicodeDecodeError:
-            line = raw[: utf8_error.start].count(b"\n") + 1
-            raise DataFileError(
-                path,
-                [(line, f"bytes that are neither UTF-8 nor GBK/GB18030 at byte {utf8_error.start}; "
-                        "save the file as UTF-8")],
-            ) from None
+    return raw.decode(detect_encoding(raw, path))
 
 
 def read_table(path: str | Path, label_names: Sequence[str] | None = None) -> tuple[pd.DataFrame, int]:
@@ -152,13 +169,24 @@ def _has_header(fields: list[str]) -> bool:
     return any(f.strip().lower() in known for f in fields)
 
 
-def _canonical(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    renames: dict[str, str] = {}
+def find_columns(columns: Iterable[Any]) -> dict[str, Any]:
+    """The header of each known field (``text``, ``title``, ``id``, ``unit``, ``date`` ...) among ``columns``.
+
+    Headers are matched case-insensitively against :data:`COLUMN_NAMES`, in
+    English or Chinese; the first matching header wins.
+    """
+    columns = list(columns)
+    found: dict[str, Any] = {}
     for canonical, names in COLUMN_NAMES.items():
-        for column in frame.columns:
-            if str(column).strip().lower() in names and canonical not in renames.values():
-                renames[column] = canonical
+        for column in columns:
+            if str(column).strip().lower() in names and column not in found.values():
+                found[canonical] = column
                 break
+    return found
+
+
+def _canonical(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    renames = {column: canonical for canonical, column in find_columns(frame.columns).items()}
     frame = frame.rename(columns=renames)
     if "text" not in frame.columns:
         raise DataFileError(

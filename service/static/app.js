@@ -211,8 +211,128 @@ function appendMarked(parent, text, classes) {
   if (last < text.length) parent.append(text.slice(last));
 }
 
+// Batch jobs: upload a file, follow the job until it is done, then download the result or open the report.
+let batchJob = null;
+
+function authHeaders() {
+  const key = $("api-key").value.trim() || sessionStorage.getItem("xinxi-key");
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+function showBatch(text, done) {
+  const status = $("batch-status");
+  status.textContent = text;
+  status.className = "batch-status" + (done ? " done" : "");
+  status.hidden = false;
+}
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch (parseError) {
+    return null;
+  }
+}
+
+async function uploadBatch(event) {
+  event.preventDefault();
+  const file = $("batch-file").files[0];
+  $("batch-links").hidden = true;
+  if (!file) {
+    showBatch("请先选择要评分的文件。");
+    return;
+  }
+  const form = new FormData();
+  form.append("file", file);
+  const button = $("batch-button");
+  button.disabled = true;
+  showBatch("正在上传 " + file.name + " …");
+  try {
+    const headers = authHeaders();
+    const response = await fetch("/v1/batch", { method: "POST", headers, body: form });
+    const body = await readJson(response);
+    if (!response.ok) {
+      if (response.status === 401) {
+        $("key-row").hidden = false;
+        showBatch("批量评分需要 API 密钥：请在上方“API 密钥”中填写后重新上传。");
+      } else {
+        showBatch(errorText(response.status, body));
+      }
+      return;
+    }
+    if (headers.Authorization) sessionStorage.setItem("xinxi-key", headers.Authorization.slice(7));
+    batchJob = body;
+    await followBatch(body.id);
+  } catch (networkError) {
+    showBatch("无法连接分析服务，请检查网络或联系管理员。");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function followBatch(id) {
+  for (;;) {
+    const response = await fetch("/v1/batch/" + encodeURIComponent(id), { headers: authHeaders() });
+    const job = await readJson(response);
+    if (!response.ok) {
+      showBatch(errorText(response.status, job));
+      return;
+    }
+    batchJob = job;
+    if (job.state === "done") {
+      const s = job.summary;
+      showBatch("完成：" + job.filename + " 共 " + s.rows.toLocaleString("zh-CN") + " 行，已评分 " +
+        s.scored.toLocaleString("zh-CN") + " 行" + (s.errors ? "，" + s.errors + " 行未能评分（见 xinxi_error 列）" : "") +
+        "，用时 " + s.seconds + " 秒。", true);
+      $("batch-links").hidden = false;
+      return;
+    }
+    if (job.state === "failed") {
+      showBatch("任务失败：" + (job.error || "未知原因"));
+      return;
+    }
+    const share = job.progress ? "（" + Math.round(job.progress * 100) + "%）" : "";
+    showBatch((job.state === "running" ? "正在评分：已完成 " + job.rows.toLocaleString("zh-CN") + " 行" : "排队中") + share);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function fetchBlob(url) {
+  const response = await fetch(url, { headers: authHeaders() });
+  if (!response.ok) throw new Error(errorText(response.status, await readJson(response)));
+  return response.blob();
+}
+
+async function downloadBatch() {
+  if (!batchJob) return;
+  try {
+    const blob = await fetchBlob(batchJob.result_url);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = batchJob.filename.replace(/\.[^.]*$/, "") + "-xinxi." + batchJob.output_format;
+    document.body.append(link);
+    link.click();
+    link.remove();
+  } catch (error) {
+    showBatch(String(error.message || error));
+  }
+}
+
+async function openReport() {
+  if (!batchJob) return;
+  try {
+    const blob = await fetchBlob(batchJob.report_url);
+    window.open(URL.createObjectURL(new Blob([blob], { type: "text/html" })), "_blank");
+  } catch (error) {
+    showBatch(String(error.message || error));
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("item-form").addEventListener("submit", analyze);
+  $("batch-form").addEventListener("submit", uploadBatch);
+  $("batch-download").addEventListener("click", downloadBatch);
+  $("batch-report").addEventListener("click", openReport);
   $("text").addEventListener("input", updateCounter);
   $("sample-button").addEventListener("click", () => {
     $("title").value = SAMPLE.title;

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.service.archives import archive_rows, read_csv, write_csv
 from tests.service.conftest import SAMPLE_ITEM
+from training.data import Item
 
 pytestmark = pytest.mark.browser
+BATCH_KEY = "browser-batch-key"
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -54,6 +57,7 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "XINXI_DATA_DIR": str(root),
         "XINXI_DATABASE_URL": f"sqlite:///{root / 'xinxi.db'}",
         "XINXI_LOG_LEVEL": "warning",
+        "XINXI_API_KEYS": BATCH_KEY,
     }
     process = subprocess.Popen(
         [
@@ -184,3 +188,25 @@ def test_long_text_is_analysed_with_its_warning(page) -> None:
     page.wait_for_selector("#warnings li", timeout=30_000)
     assert "20000" in page.inner_text("#warnings")
     assert page.locator("#highlighted mark").count() > 0
+
+
+def test_uploading_a_small_csv_runs_a_batch_job_to_the_end(page, tmp_path: Path, corpus: list[Item]) -> None:
+    source = write_csv(tmp_path / "信息汇总.csv", archive_rows(corpus, 12), encoding="gbk")
+    page.set_input_files("#batch-file", str(source))
+    page.click("#batch-button")
+    page.wait_for_selector("#key-row:not([hidden])", timeout=15_000)
+    assert "API 密钥" in page.inner_text("#batch-status")
+    page.fill("#api-key", BATCH_KEY)
+    page.click("#batch-button")
+    page.wait_for_function(
+        "document.querySelector('#batch-status').textContent.startsWith('完成')", timeout=60_000
+    )
+    status = page.inner_text("#batch-status")
+    assert "共 12 行" in status and "1 行未能评分" in status, status
+    with page.expect_download() as download:
+        page.click("#batch-download")
+    assert download.value.suggested_filename == "信息汇总-xinxi.csv"
+    header, rows = read_csv(Path(download.value.path()))
+    assert "xinxi_quality_score" in header and len(rows) == 12
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "editor-page-batch.png"), full_page=True)

@@ -91,15 +91,16 @@ def test_end_to_end_train_evaluate_predict_from_the_command_line(
     lines = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
     source = [json.loads(line) for line in corpus_file.read_text(encoding="utf-8").splitlines()]
     assert [line["id"] for line in lines] == [s["id"] for s in source]
-    assert {"topics", "kind", "quality_score", "suggestions", "warnings"} <= set(lines[0])
+    assert {"topics", "kind", "xinxi_topics", "xinxi_kind", "xinxi_quality_score", "xinxi_error"} <= set(lines[0])
+    assert [line["topics"] for line in lines] == [s["topics"] for s in source], "the input's own labels are kept"
 
     result = runner.invoke(app, ["predict", "--model", str(out), "--text", "", "--title", "空"])
     assert result.exit_code == 2 and "text is empty" in result.output
 
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"text": "好"}\n{oops\n', encoding="utf-8")
-    result = runner.invoke(app, ["predict", "--model", str(out), "--input", str(broken), "--output", str(predictions)])
-    assert result.exit_code == 2 and "row 2: not valid JSON" in result.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model", str(out), "--input", str(empty), "--output", str(predictions)])
+    assert result.exit_code == 2 and "the file holds no items" in result.output
     assert len(predictions.read_text(encoding="utf-8").splitlines()) == len(source), "old output kept whole"
     get_settings.cache_clear()
 
