@@ -10,7 +10,6 @@ xinxi installed, but no shared disk.
 
 from __future__ import annotations
 
-import collections
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 from model import Predictor
 from model.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
 from service.batch.formats import Chunk, Columns
-from service.batch.scoring import items_of, merge, score_items
+from service.batch.scoring import score_in_order, score_items
 
 # The predictors a worker process holds, by model version (filled by the plugin's setup).
 _PREDICTORS: dict[str, Predictor] = {}
@@ -78,18 +77,10 @@ class DaskEngine:
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def score(self, chunks: Iterator[Chunk], columns: Columns, topics: int) -> Iterator[tuple[Chunk, list[list[Any]]]]:
-        # A bounded window of tasks in flight, taken back in order: flat memory, ordered output.
-        window: collections.deque[tuple[Chunk, list[int], dict[int, str], Any]] = collections.deque()
-        for chunk in chunks:
-            items, positions, errors = items_of(chunk, columns)
-            future = self.client.submit(score_on_worker, self.version, items, pure=False)
-            window.append((chunk, positions, errors, future))
-            if len(window) >= 2 * self.workers:
-                done, positions, errors, future = window.popleft()
-                yield done, merge(len(done), topics, positions, future.result(), errors)
-        while window:
-            done, positions, errors, future = window.popleft()
-            yield done, merge(len(done), topics, positions, future.result(), errors)
+        def submit(items: list[dict[str, Any]]) -> Any:
+            return self.client.submit(score_on_worker, self.version, items, pure=False)
+
+        yield from score_in_order(chunks, columns, topics, submit, 2 * self.workers)
 
     def close(self) -> None:
         self.client.close()

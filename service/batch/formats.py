@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -171,6 +172,39 @@ def _fit(values: list[Any], width: int) -> tuple[list[Any], str | None]:
         "check its quotes and separators)"
     )
 
+class _Counted:
+    """An iterator that counts what it yields (the rows a reader saw, for a resume check)."""
+
+    def __init__(self, values: Iterable[Any]) -> None:
+        self._values = iter(values)
+        self.count = 0
+
+    def __iter__(self) -> _Counted:
+        return self
+
+    def __next__(self) -> Any:
+        value = next(self._values)
+        self.count += 1
+        return value
+
+
+def _chunk_rows(rows: Iterable[Sequence[Any]], width: int, size: int, skip: int) -> Iterator[Chunk]:
+    """Rows fitted to ``width`` columns (each with its problem), ``size`` at a time, after the first ``skip``."""
+    start = skip
+    chunk: list[list[Any]] = []
+    problems: list[str | None] = []
+    for values in itertools.islice(rows, skip, None):
+        row, problem = _fit(list(values), width)
+        chunk.append(row)
+        problems.append(problem)
+        if len(chunk) == size:
+            yield Chunk(start, chunk, problems)
+            start += len(chunk)
+            chunk, problems = [], []
+    if chunk:
+        yield Chunk(start, chunk, problems)
+
+
 
 class _CountingStream(io.RawIOBase):
     """A binary file that counts the bytes read through it (for progress)."""
@@ -237,31 +271,13 @@ class DelimitedReader(Reader):
         return self._raw.count
 
     def chunks(self, size: int, skip: int = 0) -> Iterator[Chunk]:
-        index = 0
-        rows: list[list[Any]] = []
-        problems: list[str | None] = []
-        start = skip
-        width = len(self.columns)
-        while True:
-            values = self._next()
-            if values is None:
-                break
-            if not values:  # a blank line is not a row
-                continue
-            index += 1
-            if index <= skip:
-                continue
-            row, problem = _fit(list(values), width)
-            rows.append(row)
-            problems.append(problem)
-            if len(rows) == size:
-                yield Chunk(start, rows, problems)
-                start += len(rows)
-                rows, problems = [], []
-        if rows:
-            yield Chunk(start, rows, problems)
-        if index < skip:
-            raise DataFileError(self.path, [(None, f"the file has {index} rows, fewer than the {skip} already done")])
+        lines = iter(self._next, None)
+        counted = _Counted(values for values in lines if values)  # a blank line is not a row
+        yield from _chunk_rows(counted, len(self.columns), size, skip)
+        if counted.count < skip:
+            raise DataFileError(
+                self.path, [(None, f"the file has {counted.count} rows, fewer than the {skip} already done")]
+            )
 
     def close(self) -> None:
         self._text.close()
@@ -374,26 +390,9 @@ class WorkbookReader(Reader):
         self.total_rows = max_row - 1 if isinstance(max_row, int) and max_row > 1 else None
 
     def chunks(self, size: int, skip: int = 0) -> Iterator[Chunk]:
-        rows: list[list[Any]] = []
-        problems: list[str | None] = []
-        start = skip
-        index = 0
-        width = len(self.columns)
-        for values in self._rows:
-            if all(v is None or v == "" for v in values):  # a blank row is not an item (sheets end in many)
-                continue
-            index += 1
-            if index <= skip:
-                continue
-            row, problem = _fit(list(values), width)
-            rows.append(row)
-            problems.append(problem)
-            if len(rows) == size:
-                yield Chunk(start, rows, problems)
-                start += len(rows)
-                rows, problems = [], []
-        if rows:
-            yield Chunk(start, rows, problems)
+        # A blank row is not an item (sheets end in many).
+        filled = (values for values in self._rows if not all(v is None or v == "" for v in values))
+        yield from _chunk_rows(filled, len(self.columns), size, skip)
 
     def close(self) -> None:
         self._book.close()

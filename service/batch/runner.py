@@ -9,12 +9,11 @@ goes on, so that a resumed output equals an uninterrupted run's.
 
 from __future__ import annotations
 
-import collections
 import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from service.batch.scoring import (
     added_columns,
     items_of,
     merge,
+    score_in_order,
     score_in_worker,
     score_items,
     start_worker,
@@ -130,17 +130,10 @@ class LocalEngine:
                 items, positions, errors = items_of(chunk, columns)
                 yield chunk, merge(len(chunk), topics, positions, score_items(self.predictor, items), errors)
             return
-        # A bounded window of chunks in flight: memory stays flat, results come back in order.
-        window: collections.deque[tuple[Chunk, list[int], dict[int, str], Future[Any]]] = collections.deque()
-        for chunk in chunks:
-            items, positions, errors = items_of(chunk, columns)
-            window.append((chunk, positions, errors, self.pool.submit(score_in_worker, items)))
-            if len(window) >= 2 * self.workers:
-                done, positions, errors, future = window.popleft()
-                yield done, merge(len(done), topics, positions, future.result(), errors)
-        while window:
-            done, positions, errors, future = window.popleft()
-            yield done, merge(len(done), topics, positions, future.result(), errors)
+        pool = self.pool
+        yield from score_in_order(
+            chunks, columns, topics, lambda items: pool.submit(score_in_worker, items), 2 * self.workers
+        )
 
     def close(self) -> None:
         if self.pool is not None:

@@ -8,8 +8,9 @@ its place with the reason in ``xinxi_error``.
 
 from __future__ import annotations
 
+import collections
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,27 @@ def merge(chunk_size: int, topic_count: int, positions: list[int], scored: list[
         values[position] = error_values(topic_count, message)
     assert all(v is not None for v in values)
     return values  # type: ignore[return-value]
+
+
+def score_in_order(
+    chunks: Iterator[Chunk], columns: Columns, topics: int, submit: Callable[[list[dict[str, Any]]], Any],
+    in_flight: int,
+) -> Iterator[tuple[Chunk, list[list[Any]]]]:
+    """Score chunks elsewhere (``submit`` returns a future), at most ``in_flight`` at a time, results in order.
+
+    The bounded window keeps memory flat however long the file, and taking
+    the futures back in submission order keeps the output in row order.
+    """
+    window: collections.deque[tuple[Chunk, list[int], dict[int, str], Any]] = collections.deque()
+    for chunk in chunks:
+        items, positions, errors = items_of(chunk, columns)
+        window.append((chunk, positions, errors, submit(items)))
+        if len(window) >= in_flight:
+            done, positions, errors, future = window.popleft()
+            yield done, merge(len(done), topics, positions, future.result(), errors)
+    while window:
+        done, positions, errors, future = window.popleft()
+        yield done, merge(len(done), topics, positions, future.result(), errors)
 
 
 # Worker processes of the local engine: one Predictor per process, loaded once by the initializer.

@@ -18,10 +18,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-from scipy import sparse
-
 from model.labels import ANALYSIS, KIND_NAMES, TOPIC_NAMES
+from training.corpus import near_duplicate_pairs, read_records
 
 TOPICS = TOPIC_NAMES
 KINDS = KIND_NAMES
@@ -31,20 +29,13 @@ SENTENCE_SPLIT = re.compile(r"[。！？；!?;\n]+")
 
 
 def read_items(path: Path) -> list[dict]:
-    """Read every ``*.jsonl`` below ``path`` (or the file itself)."""
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    items = []
-    for file in files:
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{file}:{number}: not valid JSON ({exc})") from exc
-            record["_where"] = f"{file.name}:{number}"
-            items.append(record)
-    return items
+    """Read every ``*.jsonl`` in ``path`` (or the file itself), each record with ``_where`` (file:line)."""
+    records, broken = read_records(path)
+    if broken:
+        raise ValueError("; ".join(map(str, broken)))
+    for record in records:
+        record["_where"] = f"{Path(record['_file']).name}:{record['_line']}"
+    return records
 
 
 def schema_problems(items: list[dict]) -> list[str]:
@@ -84,30 +75,10 @@ def schema_problems(items: list[dict]) -> list[str]:
     return problems
 
 
-def shingles(text: str, n: int = 5) -> set[str]:
-    text = re.sub(r"\s+", "", text)
-    return {text[i : i + n] for i in range(max(len(text) - n + 1, 1))}
-
-
 def near_duplicates(items: list[dict], threshold: float = 0.5) -> list[tuple[str, str, float]]:
-    """Pairs whose character 5-gram Jaccard similarity is at least ``threshold``."""
-    vocabulary: dict[str, int] = {}
-    rows, cols = [], []
-    for row, item in enumerate(items):
-        for gram in shingles(item.get("title", "") + item.get("text", "")):
-            rows.append(row)
-            cols.append(vocabulary.setdefault(gram, len(vocabulary)))
-    matrix = sparse.csr_matrix(
-        (np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(items), len(vocabulary))
-    )
-    sizes = np.asarray(matrix.sum(axis=1)).ravel()
-    overlap = sparse.triu(matrix @ matrix.T, k=1).tocoo()
-    pairs = []
-    for i, j, shared in zip(overlap.row, overlap.col, overlap.data, strict=True):
-        jaccard = shared / (sizes[i] + sizes[j] - shared)
-        if jaccard >= threshold:
-            pairs.append((items[i]["_where"], items[j]["_where"], float(jaccard)))
-    return pairs
+    """Pairs whose character 5-gram Jaccard similarity is at least ``threshold`` (training.corpus's measure)."""
+    texts = [item.get("title", "") + item.get("text", "") for item in items]
+    return [(items[i]["_where"], items[j]["_where"], value) for i, j, value in near_duplicate_pairs(texts, threshold)]
 
 
 def shared_openings(items: list[dict], length: int = 8, share: float = 0.02) -> list[tuple[str, int]]:
