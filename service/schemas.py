@@ -162,7 +162,14 @@ class HealthOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    status: str
+    status: str = Field(description="ready")
     model_version: str | None
     model_state: str
     store: str
+
+
+class DegradedOut(ReadyOut):
+    """503 from ``/readyz``: an older model serves while ``ACTIVE`` names one that failed to load."""
+
+    status: str = Field(description="degraded")
+    reason: str = Field(description="which version failed to load and why, and which one serves")

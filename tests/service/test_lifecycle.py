@@ -259,6 +259,26 @@ def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: P
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
 
 
+def test_readyz_is_degraded_while_active_names_a_version_that_failed_to_load(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(private_data_dir)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        version = malformed_version(private_data_dir, model_dir, "20991111-000000-bad7", headless_topics)
+        registry.activate(version)
+        assert active.refresh() is False
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "degraded" and body["model_version"] == model_dir.name
+        assert f"the active model {version} failed to load (AttributeError" in body["reason"]
+        assert f"still serving {model_dir.name}" in body["reason"]
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+        registry.activate(model_dir.name)  # pointing back at the serving version heals it
+        assert client.get("/readyz").json()["status"] == "ready"
+
+
 def test_the_activate_command_refuses_a_version_that_cannot_predict(
     private_data_dir: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
