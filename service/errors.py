@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.errors import ArtifactError, InvalidItemError, XinxiError
+from model.errors import ArtifactError, InvalidItemError, XinxiError, describe_error
 
 log = logging.getLogger("xinxi.service")
 
@@ -245,8 +245,29 @@ async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", ServiceError.message_zh, ServiceError.message_en, request_id)
 
 
+_BODY_PARSE_FAILED = "There was an error parsing the body"
+"""FastAPI's 400 for a JSON body that ``json.loads`` refused with anything but ``JSONDecodeError``."""
+
+
+def _why_not_json(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    if "digits" in str(cause):
+        return "it holds a number with too many digits"
+    return describe_error(cause)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and exc.detail == _BODY_PARSE_FAILED and isinstance(cause, (ValueError, RecursionError)):
+        # Not UTF-8, 100,000-deep nesting, a 5,000-digit number: as malformed as a missing brace.
+        why = _why_not_json(cause)
+        return await _service_error(
+            request, MalformedJSONError(f"the request body is not valid JSON: {why}", details=[{"msg": why}])
+        )
     code, message_zh, message_en = _HTTP_CODES.get(
         exc.status_code, ("http_error", "请求失败", "request failed")
     )

@@ -108,6 +108,20 @@ def test_malformed_json_or_encoding_is_refused(client: TestClient, raw: bytes) -
     )
 
 
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ('{"items": [{"text": "正文"}]}'.encode("gb18030"), "not UTF-8"),
+        (b'{"items": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"items": [{"id": ' + b"9" * 5_000 + b', "text": "abc"}]}', "too many digits"),
+    ],
+)
+def test_bodies_json_cannot_decode_are_malformed_json(client: TestClient, raw: bytes, why: str) -> None:
+    response = client.post("/v1/predict", content=raw, headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "malformed_json")
+    assert why in error["message_en"]
+
+
 def test_a_10_mb_body_gets_413_before_it_is_parsed(client: TestClient) -> None:
     body = json.dumps({"items": [{"text": "长" * 3_500_000}]}).encode()
     assert len(body) > 10_000_000
