@@ -252,6 +252,31 @@ def test_openapi_has_chinese_examples_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("post", "/v1/predict", {400, 401, 413, 422, 503}),
+        ("put", "/v1/models/active", {400, 401, 404, 409, 413, 422}),
+        ("get", "/v1/models/active", {503}),
+        ("post", "/v1/batch", {400, 401, 413, 422}),
+        ("get", "/v1/batch/{job_id}", {401, 404}),
+        ("get", "/v1/batch/{job_id}/result", {401, 404, 409}),
+        ("get", "/v1/batch/{job_id}/report", {401, 404, 409}),
+    ],
+)
+def test_openapi_lists_the_errors_each_route_gives_with_the_error_body(
+    client: TestClient, method: str, path: str, statuses: set[int]
+) -> None:
+    schema = client.get("/openapi.json").json()
+    responses = schema["paths"][path][method]["responses"]
+    assert statuses <= {int(status) for status in responses if status.isdigit()}
+    for status in statuses:
+        body = responses[str(status)]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/ErrorOut"}, (status, body)
+    error = schema["components"]["schemas"]["ErrorDetailOut"]
+    assert {"code", "message_zh", "message_en", "request_id"} <= set(error["required"])
+
+
 def test_cors_is_off_by_default(client: TestClient) -> None:
     response = client.get("/healthz", headers={"Origin": "https://example.org"})
     assert "access-control-allow-origin" not in response.headers
