@@ -14,6 +14,7 @@ reaches a client: those are logged with the request id and answered with
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -273,8 +274,40 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
     if exc.status_code == 400 and isinstance(exc.detail, str):
         message_en = exc.detail
+    headers = exc.headers
+    allowed = _allowed_methods(request) if exc.status_code == 405 else []
+    if allowed:  # pages outside the schema (the editor page) keep Starlette's own Allow
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     request_id = _logged(request, exc.status_code, code, message_en)
-    return error_response(exc.status_code, code, message_zh, message_en, request_id, headers=exc.headers)
+    return error_response(exc.status_code, code, message_zh, message_en, request_id, headers=headers)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route at this path.
+
+    Starlette's 405 names only the methods of the first route that matched the
+    path, so ``GET`` and ``PUT /v1/models/active``, two routes, answered
+    ``Allow: GET, HEAD``. The paths come from the OpenAPI schema (built once),
+    which lists every route of the API whatever FastAPI's router nests inside.
+    """
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = {method.upper() for method in operations if method in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((re.compile(f"^{pattern}$"), methods))
+        request.app.state.allowed_methods = table
+    found: set[str] = set()
+    for path_pattern, path_methods in table:
+        if path_pattern.match(request.url.path):
+            found |= path_methods
+    return sorted(found)
 
 
 def internal_error_response(request_id: str, exc: BaseException, method: str, path: str) -> JSONResponse:

@@ -179,6 +179,23 @@ def test_unknown_paths_and_methods(client: TestClient) -> None:
     assert_error(client.get("/v1/predict"), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/models/active", "GET, HEAD, PUT"),
+        ("POST", "/v1/models/active", "GET, HEAD, PUT"),
+        ("GET", "/v1/predict", "POST"),
+        ("DELETE", "/v1/batch/abc", "GET, HEAD"),
+    ],
+)
+def test_a_wrong_method_is_told_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allowed
+
+
 def test_every_response_carries_a_request_id(client: TestClient) -> None:
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
