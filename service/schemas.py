@@ -61,8 +61,9 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_ITEM]})
 
-    id: Annotated[str, Field(max_length=200)] | int | None = Field(
-        default=None, description="the caller's id, echoed back"
+    # Strict: in lax mode pydantic reads true as 1 and 1.0 as 1, and the id came back as "1".
+    id: Annotated[str, Field(max_length=200, strict=True)] | Annotated[int, Field(strict=True)] | None = Field(
+        default=None, description="the caller's id, a string or an integer, echoed back as a string"
     )
     title: str | None = Field(default=None, description="标题", max_length=1000)
     text: str = Field(

@@ -66,6 +66,13 @@ def test_numeric_ids_are_echoed_as_strings(client: TestClient) -> None:
     assert [r["id"] for r in response.json()["results"]] == ["42", None]
 
 
+@pytest.mark.parametrize("bad_id", [True, False, 1.0, 1.5, ["a"], {"a": 1}])
+def test_ids_are_strings_or_integers_strictly(client: TestClient, bad_id) -> None:
+    response = client.post("/v1/predict", json={"items": [{**SAMPLE_ITEM, "id": bad_id}]})
+    error = assert_error(response, 422, "validation_error")
+    assert "id" in error["message_en"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "message"),
     [
