@@ -16,12 +16,13 @@ from service.batch.formats import EXTENSIONS, check_contents, choose_columns, op
 from service.errors import NotFoundError, ServiceError
 from service.jobs import JobRunner, JobStore
 from service.schemas import error_responses
-from service.security import require_api_key
+from service.security import KeyFirstRoute, require_api_key
 
 router = APIRouter(
     prefix="/v1/batch",
     tags=["batch"],
     dependencies=[Depends(require_api_key)],
+    route_class=KeyFirstRoute,
     responses=error_responses({401: "unauthorized: API key missing or wrong, or none configured"}),
 )
 COPY_BLOCK = 1 << 20

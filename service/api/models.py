@@ -10,9 +10,9 @@ from model import ModelNotFoundError
 from service.dependencies import ActiveModelDep, PredictorDep
 from service.errors import NotFoundError
 from service.schemas import ActivateRequest, ModelOut, ModelSummary, error_responses
-from service.security import require_api_key
+from service.security import KeyFirstRoute, require_api_key
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=KeyFirstRoute)
 
 
 def _model_out(manifest: dict[str, Any], active: bool) -> ModelOut:

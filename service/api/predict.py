@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from service.dependencies import BatcherDep, MetricsDep, SettingsDep
 from service.errors import TextTooLongError, TooManyItemsError
 from service.schemas import PredictionOut, PredictRequest, PredictResponse, error_responses
-from service.security import require_predict_key
+from service.security import KeyFirstRoute, require_predict_key
 
-router = APIRouter(prefix="/v1", tags=["predict"])
+router = APIRouter(prefix="/v1", tags=["predict"], route_class=KeyFirstRoute)
 
 ERRORS = error_responses(
     {

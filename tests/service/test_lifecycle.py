@@ -250,6 +250,29 @@ def test_activating_a_model_needs_a_key(private_data_dir: Path, model_dir: Path,
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == version
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type"),
+    [
+        ("PUT", "/v1/models/active", b"{not json", "application/json"),
+        ("PUT", "/v1/models/active", b'{"version": 7}', "application/json"),
+        ("POST", "/v1/predict", b"\xff{[", "application/json"),
+        ("POST", "/v1/batch", b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        ("POST", "/v1/batch", b"", "multipart/form-data; boundary=x"),
+    ],
+)
+def test_a_keyed_route_checks_the_key_before_it_reads_the_body(
+    private_data_dir: Path, tmp_path: Path, method: str, path: str, body: bytes, content_type: str
+) -> None:
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, predict_requires_key=True)
+    with TestClient(create_app(settings)) as client:
+        response = client.request(method, path, content=body, headers={"Content-Type": content_type})
+        assert_error(response, 401, "unauthorized")
+        keyed = client.request(
+            method, path, content=body, headers={"Content-Type": content_type, "Authorization": f"Bearer {KEY}"}
+        )
+        assert keyed.status_code in {400, 422}, keyed.text  # with the key, the body is what is wrong
+
+
 def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: Path) -> None:
     settings = make_settings(private_data_dir, tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     with TestClient(create_app(settings)) as client:
