@@ -23,7 +23,7 @@ from typing import Any
 
 import joblib
 
-from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError
+from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError, describe_error
 from model.text import ENGINES, dictionary_sha256
 
 MODEL_FILE = "model.joblib"
@@ -222,7 +222,11 @@ def load_bundle(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         bundle = joblib.load(io.BytesIO(data))
     except Exception as exc:  # a verified file that still fails to unpickle
-        raise ArtifactError(f"could not load {directory / MODEL_FILE}: {exc}") from exc
+        # Unpickling errors say little on their own (KeyError: 172, an empty EOFError): say what they mean.
+        raise ArtifactError(
+            f"could not load {directory / MODEL_FILE}: the file is truncated or not a model "
+            f"({describe_error(exc)}); retrain it or restore the version"
+        ) from exc
     missing = [key for key in _BUNDLE_KEYS if not isinstance(bundle, dict) or key not in bundle]
     if missing:
         raise ArtifactError(f"{directory / MODEL_FILE} is not a xinxi model: it lacks {', '.join(missing)}")

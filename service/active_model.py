@@ -221,7 +221,7 @@ def load_version(registry: ModelRegistry, version: str) -> Predictor:
     except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
         log.warning("refused to activate model %s: %s", version, exc, exc_info=True)
         raise ModelRejectedError(
-            f"model {version} cannot be loaded, so the active model was not changed: {exc}",
+            f"model {version} cannot be loaded, so the active model was not changed: {describe_error(exc)}",
             "该模型版本无法加载，未切换",
         ) from exc
 
