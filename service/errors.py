@@ -211,16 +211,35 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ][:20]
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.:~-])/(?:[\w.@+~-]+/)*([\w.@+~-]+)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute server path cut to its last part: ``/srv/x/models/v1`` -> ``…/v1``.
+
+    Library messages name files for the person at the command line; a client
+    of the API learns nothing from them but the server's layout. The log keeps
+    the whole message.
+    """
+    return _ABSOLUTE_PATH.sub(lambda match: f"…/{match.group(1)}", text)
+
+
+def _public_details(details: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if not details:
+        return details
+    return [{k: without_paths(v) if isinstance(v, str) else v for k, v in detail.items()} for detail in details]
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     request_id = _logged(request, exc.status, exc.code, exc.message_en)
     return error_response(
         exc.status,
         exc.code,
-        exc.message_zh,
-        exc.message_en,
+        without_paths(exc.message_zh),
+        without_paths(exc.message_en),
         request_id,
-        details=exc.details,
+        details=_public_details(exc.details),
         headers=exc.headers,
     )
 
@@ -239,7 +258,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, code, message_zh in _LIBRARY_ERRORS:
         if isinstance(exc, cls):
-            message_en = str(exc) if status < 500 else "the model files are unavailable; see the server log"
+            message_en = (
+                without_paths(str(exc)) if status < 500 else "the model files are unavailable; see the server log"
+            )
             request_id = _logged(request, status, code, str(exc))
             return error_response(status, code, message_zh, message_en, request_id)
     request_id = _logged(request, 500, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -279,7 +300,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if allowed:  # pages outside the schema (the editor page) keep Starlette's own Allow
         headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     request_id = _logged(request, exc.status_code, code, message_en)
-    return error_response(exc.status_code, code, message_zh, message_en, request_id, headers=headers)
+    return error_response(
+        exc.status_code, code, message_zh, without_paths(message_en), request_id, headers=headers
+    )
 
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from service.dependencies import ActiveModelDep, MetricsDep, StoreDep
-from service.errors import NotReadyError
+from service.errors import NotReadyError, without_paths
 from service.schemas import DegradedOut, HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
@@ -50,7 +50,11 @@ def readyz(active: ActiveModelDep, store: StoreDep) -> Any:
     if reason is not None:
         # Still serving, but not what was asked for: a balancer should prefer another worker.
         degraded = DegradedOut(
-            status="degraded", model_version=predictor.version, model_state=active.state, store="ok", reason=reason
+            status="degraded",
+            model_version=predictor.version,
+            model_state=active.state,
+            store="ok",
+            reason=without_paths(reason),
         )
         return JSONResponse(degraded.model_dump(), status_code=503)
     return ReadyOut(status="ready", model_version=predictor.version, model_state=active.state, store="ok")

@@ -273,6 +273,30 @@ def test_a_keyed_route_checks_the_key_before_it_reads_the_body(
         assert keyed.status_code in {400, 422}, keyed.text  # with the key, the body is what is wrong
 
 
+def test_error_bodies_name_no_server_path_and_the_log_keeps_it(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    version = copy_version(private_data_dir, model_dir, "20991212-000000-dead")
+    with (private_data_dir / "models" / version / "model.joblib").open("ab") as stream:
+        stream.write(b"damage")
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, model_poll_seconds=0)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        rejected = client.put("/v1/models/active", json={"version": version}, headers=auth)
+        error = assert_error(rejected, 409, "model_rejected")
+        assert "…/model.joblib does not match the SHA-256" in error["message_en"]
+        missing = client.put("/v1/models/active", json={"version": "20990101-000000-0000"}, headers=auth)
+        assert "in …/models" in assert_error(missing, 404, "not_found")["message_en"]
+        ModelRegistry(private_data_dir).activate(version)
+        active.refresh()
+        degraded = client.get("/readyz")
+        assert degraded.json()["status"] == "degraded"
+        for response in (rejected, missing, degraded):
+            assert str(tmp_path) not in response.text and str(private_data_dir) not in response.text
+    assert any(str(private_data_dir) in r.getMessage() for r in caplog.records)
+
+
 def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: Path) -> None:
     settings = make_settings(private_data_dir, tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     with TestClient(create_app(settings)) as client:
