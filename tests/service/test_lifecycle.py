@@ -297,6 +297,21 @@ def test_error_bodies_name_no_server_path_and_the_log_keeps_it(
     assert any(str(private_data_dir) in r.getMessage() for r in caplog.records)
 
 
+def test_a_server_without_any_key_warns_at_start_up_that_keyed_routes_are_closed(
+    private_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def warnings_at_start(**overrides) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="xinxi.service"):
+            with TestClient(create_app(make_settings(private_data_dir, tmp_path, **overrides))):
+                pass
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    unkeyed = [m for m in warnings_at_start() if "XINXI_API_KEYS" in m]
+    assert len(unkeyed) == 1 and "every state-changing route" in unkeyed[0]
+    assert not [m for m in warnings_at_start(api_keys=KEY) if "XINXI_API_KEYS" in m]
+
+
 def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: Path) -> None:
     settings = make_settings(private_data_dir, tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     with TestClient(create_app(settings)) as client:
