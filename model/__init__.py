@@ -11,6 +11,7 @@ from model.errors import (
     InvalidItemError,
     ModelNotFoundError,
     XinxiError,
+    describe_error,
 )
 from model.labels import KINDS, TOPICS
 from model.predictor import Prediction, Predictor
@@ -28,4 +29,5 @@ __all__ = [
     "Prediction",
     "Predictor",
     "XinxiError",
+    "describe_error",
 ]

@@ -14,8 +14,11 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import tempfile
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Any
 
 import joblib
 
-from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError
+from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError, describe_error
 from model.text import ENGINES, dictionary_sha256
 
 MODEL_FILE = "model.joblib"
@@ -105,7 +108,7 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
     if directory.exists():
         raise ArtifactError(f"model directory {directory} already exists; choose a new one")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.staging.{_HOST}.{os.getpid()}.", dir=directory.parent))
     try:
         os.chmod(staging, umask_mode(directory=True))
         with (staging / MODEL_FILE).open("wb") as handle:
@@ -133,6 +136,67 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+STALE_SECONDS = 600
+"""A staging folder untouched this long is abandoned, whoever owns it (a save writes to it continuously)."""
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_OWNED_STAGING = re.compile(r"^\..+\.staging\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[a-z0-9_]{8}$")
+_LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}$")  # staging folders of older versions, and .active.* pointer files
+
+
+def remove_stale_staging(parent: Path, stale_seconds: float = STALE_SECONDS) -> list[Path]:
+    """Remove what interrupted saves left in ``parent``; returns what was removed.
+
+    A ``kill -9`` during :func:`save_version` (or a pointer update) leaves its
+    hidden staging folder (or temporary file) behind. One is stale when the
+    process that made it, on this machine, is gone, or when nothing in it
+    changed for ``stale_seconds``. Staging of a live save is left alone.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not _LEFTOVER.match(entry.name):
+            continue
+        owner = _OWNED_STAGING.match(entry.name)
+        orphaned = owner is not None and owner["host"] == _HOST and not _process_alive(int(owner["pid"]))
+        try:
+            if not orphaned and now - _last_change(entry) < stale_seconds:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:  # finished or removed meanwhile
+            continue
+        removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _last_change(path: Path) -> float:
+    """The newest modification time of ``path`` and, for a folder, of what is directly in it."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for child in path.iterdir():
+            newest = max(newest, child.lstat().st_mtime)
+    return newest
 
 
 def _fsync_directory(path: Path) -> None:
@@ -222,7 +286,11 @@ def load_bundle(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         bundle = joblib.load(io.BytesIO(data))
     except Exception as exc:  # a verified file that still fails to unpickle
-        raise ArtifactError(f"could not load {directory / MODEL_FILE}: {exc}") from exc
+        # Unpickling errors say little on their own (KeyError: 172, an empty EOFError): say what they mean.
+        raise ArtifactError(
+            f"could not load {directory / MODEL_FILE}: the file is truncated or not a model "
+            f"({describe_error(exc)}); retrain it or restore the version"
+        ) from exc
     missing = [key for key in _BUNDLE_KEYS if not isinstance(bundle, dict) or key not in bundle]
     if missing:
         raise ArtifactError(f"{directory / MODEL_FILE} is not a xinxi model: it lacks {', '.join(missing)}")

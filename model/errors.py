@@ -41,3 +41,13 @@ class ModelNotFoundError(ArtifactError):
     """No model version exists where one was expected."""
 
     code = "model_not_found"
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception in words: its type and its message, never a bare ``172`` or nothing.
+
+    ``KeyError(172)`` from a damaged pickle reads ``KeyError: 172``, an
+    ``EOFError()`` reads ``EOFError (no message)``.
+    """
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (no message)"

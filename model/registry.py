@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from model.artifact import MANIFEST_FILE, read_manifest, umask_mode
+from model.artifact import MANIFEST_FILE, read_manifest, remove_stale_staging, save_version, umask_mode
 from model.errors import ArtifactError, ModelNotFoundError
 
 ACTIVE_FILE = "ACTIVE"
@@ -36,10 +36,20 @@ class ModelRegistry:
             raise ModelNotFoundError(f"{version!r} is not a model version id")
         return self.models / version
 
+    def save(self, bundle: dict[str, Any], manifest: dict[str, Any], version: str) -> Path:
+        """Save a new version (:func:`model.artifact.save_version`), first removing stale staging folders."""
+        self.remove_stale_staging()
+        return save_version(bundle, manifest, self.path(version))
+
+    def remove_stale_staging(self) -> list[Path]:
+        """Remove what saves killed midway left behind (:func:`model.artifact.remove_stale_staging`)."""
+        return remove_stale_staging(self.models)
+
     def versions(self) -> list[dict[str, Any]]:
-        """Manifests of every complete version, oldest first."""
+        """Manifests of every complete version, oldest first (stale staging folders are removed first)."""
         if not self.models.is_dir():
             return []
+        self.remove_stale_staging()
         found = []
         for directory in sorted(self.models.iterdir()):
             if directory.is_dir() and not directory.name.startswith(".") and (directory / MANIFEST_FILE).is_file():

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model import ModelNotFoundError, ModelRegistry, Predictor
+from model import ModelNotFoundError, ModelRegistry, Predictor, describe_error
 from model.registry import ACTIVE_FILE
 from service.errors import ModelNotLoadedError, ModelRejectedError
 
@@ -42,6 +42,7 @@ class ActiveModel:
         self._loaded_id: str | None = None  # the registry's id, which a copied version's manifest may not carry
         self._state = "loading"
         self._failed: tuple[Any, ...] | None = None  # (version, pointer identity) that failed to load
+        self._failure: tuple[str, str] | None = None  # (version, what went wrong) of the last failed load
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.ready = threading.Event()
@@ -55,6 +56,24 @@ class ActiveModel:
     @property
     def predictor(self) -> Predictor | None:
         return self._predictor
+
+    def degraded_reason(self) -> str | None:
+        """Why the service is degraded: ``ACTIVE`` names a version that failed to load while an older one serves.
+
+        None when the model serving is the one ``ACTIVE`` names (or none serves at all:
+        that is not ready, not degraded).
+        """
+        failure, serving = self._failure, self._loaded_id
+        if failure is None or serving is None:
+            return None
+        try:
+            named = self.registry.active_id()
+        except OSError as exc:
+            return f"cannot read the active model pointer ({type(exc).__name__}); still serving {serving}"
+        version, what = failure
+        if named != version or named == serving:
+            return None
+        return f"the active model {version} failed to load ({what}); still serving {serving}"
 
     def get(self) -> Predictor:
         """The loaded predictor, or ``ModelNotLoadedError`` while there is none."""
@@ -119,6 +138,7 @@ class ActiveModel:
                 predictor = load_and_warm(self.registry.active_path())
             except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything; keep serving
                 self._failed = attempt
+                self._failure = (version, describe_error(exc))
                 if current is None:
                     self._state = "failed"
                 log.error(
@@ -165,6 +185,7 @@ class ActiveModel:
         self._loaded_id = version
         _freeze_long_lived_objects()
         self._failed = None
+        self._failure = None
         self._state = "ready"
         self.ready.set()
         if self.metrics is not None:
@@ -200,7 +221,7 @@ def load_version(registry: ModelRegistry, version: str) -> Predictor:
     except Exception as exc:  # noqa: BLE001 - a malformed bundle may raise anything
         log.warning("refused to activate model %s: %s", version, exc, exc_info=True)
         raise ModelRejectedError(
-            f"model {version} cannot be loaded, so the active model was not changed: {exc}",
+            f"model {version} cannot be loaded, so the active model was not changed: {describe_error(exc)}",
             "该模型版本无法加载，未切换",
         ) from exc
 

@@ -49,6 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_keys:
+            # Otherwise the first sign is a 401 on PUT /v1/models/active or a batch upload.
+            log.warning(
+                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch)"
+                " answers 401 until XINXI_API_KEYS is set"
+            )
         store = Store(settings.resolved_database_url)
         try:
             store.create_tables()

@@ -14,6 +14,7 @@ reaches a client: those are logged with the request id and answered with
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.errors import ArtifactError, InvalidItemError, XinxiError
+from model.errors import ArtifactError, InvalidItemError, XinxiError, describe_error
 
 log = logging.getLogger("xinxi.service")
 
@@ -210,16 +211,35 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ][:20]
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.:~-])/(?:[\w.@+~-]+/)*([\w.@+~-]+)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute server path cut to its last part: ``/srv/x/models/v1`` -> ``…/v1``.
+
+    Library messages name files for the person at the command line; a client
+    of the API learns nothing from them but the server's layout. The log keeps
+    the whole message.
+    """
+    return _ABSOLUTE_PATH.sub(lambda match: f"…/{match.group(1)}", text)
+
+
+def _public_details(details: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if not details:
+        return details
+    return [{k: without_paths(v) if isinstance(v, str) else v for k, v in detail.items()} for detail in details]
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     request_id = _logged(request, exc.status, exc.code, exc.message_en)
     return error_response(
         exc.status,
         exc.code,
-        exc.message_zh,
-        exc.message_en,
+        without_paths(exc.message_zh),
+        without_paths(exc.message_en),
         request_id,
-        details=exc.details,
+        details=_public_details(exc.details),
         headers=exc.headers,
     )
 
@@ -238,22 +258,79 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, code, message_zh in _LIBRARY_ERRORS:
         if isinstance(exc, cls):
-            message_en = str(exc) if status < 500 else "the model files are unavailable; see the server log"
+            message_en = (
+                without_paths(str(exc)) if status < 500 else "the model files are unavailable; see the server log"
+            )
             request_id = _logged(request, status, code, str(exc))
             return error_response(status, code, message_zh, message_en, request_id)
     request_id = _logged(request, 500, "internal_error", f"{type(exc).__name__}: {exc}")
     return error_response(500, "internal_error", ServiceError.message_zh, ServiceError.message_en, request_id)
 
 
+_BODY_PARSE_FAILED = "There was an error parsing the body"
+"""FastAPI's 400 for a JSON body that ``json.loads`` refused with anything but ``JSONDecodeError``."""
+
+
+def _why_not_json(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    if "digits" in str(cause):
+        return "it holds a number with too many digits"
+    return describe_error(cause)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and exc.detail == _BODY_PARSE_FAILED and isinstance(cause, (ValueError, RecursionError)):
+        # Not UTF-8, 100,000-deep nesting, a 5,000-digit number: as malformed as a missing brace.
+        why = _why_not_json(cause)
+        return await _service_error(
+            request, MalformedJSONError(f"the request body is not valid JSON: {why}", details=[{"msg": why}])
+        )
     code, message_zh, message_en = _HTTP_CODES.get(
         exc.status_code, ("http_error", "请求失败", "request failed")
     )
     if exc.status_code == 400 and isinstance(exc.detail, str):
         message_en = exc.detail
+    headers = exc.headers
+    allowed = _allowed_methods(request) if exc.status_code == 405 else []
+    if allowed:  # pages outside the schema (the editor page) keep Starlette's own Allow
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     request_id = _logged(request, exc.status_code, code, message_en)
-    return error_response(exc.status_code, code, message_zh, message_en, request_id, headers=exc.headers)
+    return error_response(
+        exc.status_code, code, message_zh, without_paths(message_en), request_id, headers=headers
+    )
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route at this path.
+
+    Starlette's 405 names only the methods of the first route that matched the
+    path, so ``GET`` and ``PUT /v1/models/active``, two routes, answered
+    ``Allow: GET, HEAD``. The paths come from the OpenAPI schema (built once),
+    which lists every route of the API whatever FastAPI's router nests inside.
+    """
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = {method.upper() for method in operations if method in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((re.compile(f"^{pattern}$"), methods))
+        request.app.state.allowed_methods = table
+    found: set[str] = set()
+    for path_pattern, path_methods in table:
+        if path_pattern.match(request.url.path):
+            found |= path_methods
+    return sorted(found)
 
 
 def internal_error_response(request_id: str, exc: BaseException, method: str, path: str) -> JSONResponse:

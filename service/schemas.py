@@ -61,8 +61,9 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_ITEM]})
 
-    id: Annotated[str, Field(max_length=200)] | int | None = Field(
-        default=None, description="the caller's id, echoed back"
+    # Strict: in lax mode pydantic reads true as 1 and 1.0 as 1, and the id came back as "1".
+    id: Annotated[str, Field(max_length=200, strict=True)] | Annotated[int, Field(strict=True)] | None = Field(
+        default=None, description="the caller's id, a string or an integer, echoed back as a string"
     )
     title: str | None = Field(default=None, description="标题", max_length=1000)
     text: str = Field(
@@ -162,7 +163,48 @@ class HealthOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    status: str
+    status: str = Field(description="ready")
     model_version: str | None
     model_state: str
     store: str
+
+
+class DegradedOut(ReadyOut):
+    """503 from ``/readyz``: an older model serves while ``ACTIVE`` names one that failed to load."""
+
+    status: str = Field(description="degraded")
+    reason: str = Field(description="which version failed to load and why, and which one serves")
+
+
+class ErrorDetailOut(BaseModel):
+    code: str = Field(description="stable; the README's Errors table lists every one")
+    message_zh: str
+    message_en: str
+    request_id: str = Field(description="the X-Request-ID of the response; the server log has it too")
+    details: list[dict[str, Any]] | None = Field(default=None, description="per field, for validation errors")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "unauthorized",
+                        "message_zh": "缺少或无效的 API 密钥（Authorization: Bearer ...）",
+                        "message_en": "missing or invalid API key (Authorization: Bearer ...)",
+                        "request_id": "3f2c9b0e5d6a4e7f8a9b0c1d2e3f4a5b",
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorDetailOut
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each status it gives, with the error body and when."""
+    return {status: {"model": ErrorOut, "description": text} for status, text in descriptions.items()}

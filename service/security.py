@@ -9,10 +9,12 @@ is off unless ``XINXI_CORS_ORIGINS`` names origins.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from service.errors import UnauthorizedError
 from service.middleware import BodyLimitMiddleware
@@ -58,6 +60,34 @@ async def require_predict_key(request: Request, settings: Annotated[Settings, De
     """Dependency of the prediction endpoint: keyed only when the setting says so."""
     if settings.predict_requires_key:
         await require_api_key(request, settings)
+
+
+_KEY_CHECKS = (require_api_key, require_predict_key)
+
+
+class KeyFirstRoute(APIRoute):
+    """A route whose API key, if it has one, is checked before its body is read.
+
+    FastAPI reads and parses the body before it runs any dependency, so a
+    keyed route without a key answered 400 ``malformed_json`` or 422 to a
+    broken body, and spent the work of reading it, where 401 is due. The
+    ``Depends(require_...)`` of a route marks it keyed; this runs that check
+    first (the dependency then passes again, cheaply).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        checks = [d.dependency for d in self.dependencies if d.dependency in _KEY_CHECKS]
+        if not checks:
+            return handler
+
+        async def key_first(request: Request) -> Response:
+            settings: Settings = request.app.state.settings
+            for check in checks:
+                await check(request, settings)
+            return await handler(request)
+
+        return key_first
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:

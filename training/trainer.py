@@ -279,7 +279,7 @@ def train_version(
         raise ValueError("give a registry or an output directory")
     version = new_version_id()
     manifest["version"] = version
-    directory = save_version(bundle, manifest, registry.path(version))
+    directory = registry.save(bundle, manifest, version)
     if activate:
         registry.activate(version)
     return directory

@@ -15,9 +15,16 @@ from service.batch import FORMATS
 from service.batch.formats import EXTENSIONS, check_contents, choose_columns, open_reader
 from service.errors import NotFoundError, ServiceError
 from service.jobs import JobRunner, JobStore
-from service.security import require_api_key
+from service.schemas import error_responses
+from service.security import KeyFirstRoute, require_api_key
 
-router = APIRouter(prefix="/v1/batch", tags=["batch"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1/batch",
+    tags=["batch"],
+    dependencies=[Depends(require_api_key)],
+    route_class=KeyFirstRoute,
+    responses=error_responses({401: "unauthorized: API key missing or wrong, or none configured"}),
+)
 COPY_BLOCK = 1 << 20
 
 
@@ -95,7 +102,19 @@ def _format(name: str, given: str | None, what: str) -> str:
     return EXTENSIONS[suffix]
 
 
-@router.post("", status_code=202, response_model=JobOut, summary="上传文件批量评分 / start a batch job")
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    summary="上传文件批量评分 / start a batch job",
+    responses=error_responses(
+        {
+            400: "bad_request: the multipart body cannot be parsed",
+            413: "body_too_large: upload over XINXI_MAX_UPLOAD_BYTES",
+            422: "invalid_file or validation_error: wrong type, contents, columns, or no file",
+        }
+    ),
+)
 def create_job(
     store: JobsDep,
     runner: Annotated[JobRunner, Depends(get_runner)],
@@ -142,7 +161,12 @@ def create_job(
     return _out(store.load(job["id"]) or job)
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="任务状态与进度 / job state and progress")
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="任务状态与进度 / job state and progress",
+    responses=error_responses({404: "not_found: no such job"}),
+)
 def read_job(job_id: str, store: JobsDep) -> Any:
     """State, rows done, progress 0-1, and when done the summary and the result and report links."""
     return _out(_job(store, job_id))
@@ -155,7 +179,12 @@ def _finished(store: JobStore, job_id: str) -> dict[str, Any]:
     return job
 
 
-@router.get("/{job_id}/result", summary="下载评分结果 / download the scored file", response_class=FileResponse)
+@router.get(
+    "/{job_id}/result",
+    summary="下载评分结果 / download the scored file",
+    response_class=FileResponse,
+    responses=error_responses({404: "not_found: no such job", 409: "job_not_done: the job is not done"}),
+)
 def download_result(job_id: str, store: JobsDep) -> FileResponse:
     """The scored file: every uploaded row and column, with xinxi's columns added."""
     job = _finished(store, job_id)
@@ -168,7 +197,12 @@ def download_result(job_id: str, store: JobsDep) -> FileResponse:
     )
 
 
-@router.get("/{job_id}/report", summary="结果概览 / the HTML report", response_class=FileResponse)
+@router.get(
+    "/{job_id}/report",
+    summary="结果概览 / the HTML report",
+    response_class=FileResponse,
+    responses=error_responses({404: "not_found: no such job", 409: "job_not_done: the job is not done"}),
+)
 def read_report(job_id: str, store: JobsDep) -> FileResponse:
     """Items per topic and kind per unit and per month, the quality-score distribution, units mostly 动态类."""
     job = _finished(store, job_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from service.dependencies import ActiveModelDep, MetricsDep, StoreDep
-from service.errors import NotReadyError
-from service.schemas import HealthOut, ReadyOut
+from service.errors import NotReadyError, without_paths
+from service.schemas import DegradedOut, HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 
@@ -21,10 +24,15 @@ async def healthz() -> HealthOut:
     "/readyz",
     response_model=ReadyOut,
     summary="就绪检查 / ready",
-    responses={503: {"description": "not ready"}},
+    responses={
+        503: {
+            "model": DegradedOut,
+            "description": "degraded (this body), or not ready (the error body `not_ready`)",
+        }
+    },
 )
-def readyz(active: ActiveModelDep, store: StoreDep) -> ReadyOut:
-    """A model is loaded and the store answers."""
+def readyz(active: ActiveModelDep, store: StoreDep) -> Any:
+    """A model is loaded, it is the one `ACTIVE` names, and the store answers."""
     predictor = active.predictor
     store_ok = store.ping()
     if predictor is None or not store_ok:
@@ -38,6 +46,17 @@ def readyz(active: ActiveModelDep, store: StoreDep) -> ReadyOut:
             "服务尚未就绪：" + "，".join("模型未加载" if p["check"] == "model" else "数据库不可达" for p in problems),
             details=problems,
         )
+    reason = active.degraded_reason()
+    if reason is not None:
+        # Still serving, but not what was asked for: a balancer should prefer another worker.
+        degraded = DegradedOut(
+            status="degraded",
+            model_version=predictor.version,
+            model_state=active.state,
+            store="ok",
+            reason=without_paths(reason),
+        )
+        return JSONResponse(degraded.model_dump(), status_code=503)
     return ReadyOut(status="ready", model_version=predictor.version, model_state=active.state, store="ok")
 
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends
 from model import ModelNotFoundError
 from service.dependencies import ActiveModelDep, PredictorDep
 from service.errors import NotFoundError
-from service.schemas import ActivateRequest, ModelOut, ModelSummary
-from service.security import require_api_key
+from service.schemas import ActivateRequest, ModelOut, ModelSummary, error_responses
+from service.security import KeyFirstRoute, require_api_key
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=KeyFirstRoute)
 
 
 def _model_out(manifest: dict[str, Any], active: bool) -> ModelOut:
@@ -30,7 +30,12 @@ def _model_out(manifest: dict[str, Any], active: bool) -> ModelOut:
     )
 
 
-@router.get("/active", response_model=ModelOut, summary="当前模型 / the model answering now")
+@router.get(
+    "/active",
+    response_model=ModelOut,
+    summary="当前模型 / the model answering now",
+    responses=error_responses({503: "model_not_loaded: no model loaded yet"}),
+)
 def active_model(predictor: PredictorDep) -> ModelOut:
     """Version, creation time, labels and cross-validated metrics of the model that answers predictions."""
     return _model_out(predictor.manifest, active=True)
@@ -56,11 +61,16 @@ def list_models(active: ActiveModelDep) -> list[ModelSummary]:
     response_model=ModelOut,
     dependencies=[Depends(require_api_key)],
     summary="切换模型（需密钥）/ activate a version (API key)",
-    responses={
-        401: {"description": "API key missing or wrong"},
-        404: {"description": "no such version"},
-        409: {"description": "the version fails verification, loading or a trial prediction"},
-    },
+    responses=error_responses(
+        {
+            400: "malformed_json: the body is not JSON",
+            401: "unauthorized: API key missing or wrong, or none configured",
+            404: "not_found: no such version",
+            409: "model_rejected: the version fails verification, loading or a trial prediction",
+            413: "body_too_large: body over XINXI_MAX_BODY_BYTES",
+            422: "validation_error: no version string",
+        }
+    ),
 )
 def activate_model(body: ActivateRequest, active: ActiveModelDep) -> ModelOut:
     """Load and try a version, then make it active for every worker and every `xinxi` command and serve it here."""

@@ -8,17 +8,20 @@ from fastapi import APIRouter, Depends
 
 from service.dependencies import BatcherDep, MetricsDep, SettingsDep
 from service.errors import TextTooLongError, TooManyItemsError
-from service.schemas import PredictionOut, PredictRequest, PredictResponse
-from service.security import require_predict_key
+from service.schemas import PredictionOut, PredictRequest, PredictResponse, error_responses
+from service.security import KeyFirstRoute, require_predict_key
 
-router = APIRouter(prefix="/v1", tags=["predict"])
+router = APIRouter(prefix="/v1", tags=["predict"], route_class=KeyFirstRoute)
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "API key required (when XINXI_PREDICT_REQUIRES_KEY is set) or wrong"},
-    413: {"description": "body over XINXI_MAX_BODY_BYTES, or a text over XINXI_MAX_TEXT_CHARS"},
-    422: {"description": "invalid input: empty or non-string text, too many items, unknown shape"},
-    503: {"description": "no model loaded yet"},
-}
+ERRORS = error_responses(
+    {
+        400: "malformed_json: the body is not JSON",
+        401: "unauthorized: API key required (when XINXI_PREDICT_REQUIRES_KEY is set) or wrong",
+        413: "body_too_large over XINXI_MAX_BODY_BYTES, or text_too_long over XINXI_MAX_TEXT_CHARS",
+        422: "validation_error, too_many_items or invalid_item: empty or non-string text, unknown shape",
+        503: "model_not_loaded: no model loaded yet",
+    }
+)
 
 
 @router.post(

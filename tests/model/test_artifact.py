@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from model import (
     ModelRegistry,
     Predictor,
 )
-from model.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest, save_version
+from model.artifact import MANIFEST_FILE, MODEL_FILE, file_sha256, read_manifest, save_version
 
 
 @pytest.fixture()
@@ -45,6 +46,25 @@ def test_changed_model_file_is_refused_before_loading(copy: Path) -> None:
         handle.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(ChecksumError, match="does not match the SHA-256"):
         Predictor.load(copy)
+
+
+@pytest.mark.parametrize(
+    ("damage", "what"),
+    [
+        (lambda data: b"", r"EOFError \(no message\)"),
+        (lambda data: bytes([172]) * 10, "KeyError: 172"),
+        (lambda data: data[: len(data) // 10], r"(EOFError|UnpicklingError|ValueError)\b"),
+    ],
+)
+def test_a_damaged_model_file_with_a_matching_checksum_is_explained_in_words(copy: Path, damage, what: str) -> None:
+    (copy / MODEL_FILE).write_bytes(damage((copy / MODEL_FILE).read_bytes()))
+    manifest = json.loads((copy / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["files"][MODEL_FILE] = {"sha256": file_sha256(copy / MODEL_FILE), "bytes": (copy / MODEL_FILE).stat().st_size}
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="the file is truncated or not a model") as raised:
+        Predictor.load(copy)
+    assert re.search(what, str(raised.value)), str(raised.value)
+    assert not re.search(r": \d*$", str(raised.value)), "ends in a bare number or nothing"
 
 
 def test_other_scikit_learn_version_is_refused(copy: Path) -> None:

@@ -66,6 +66,13 @@ def test_numeric_ids_are_echoed_as_strings(client: TestClient) -> None:
     assert [r["id"] for r in response.json()["results"]] == ["42", None]
 
 
+@pytest.mark.parametrize("bad_id", [True, False, 1.0, 1.5, ["a"], {"a": 1}])
+def test_ids_are_strings_or_integers_strictly(client: TestClient, bad_id) -> None:
+    response = client.post("/v1/predict", json={"items": [{**SAMPLE_ITEM, "id": bad_id}]})
+    error = assert_error(response, 422, "validation_error")
+    assert "id" in error["message_en"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "message"),
     [
@@ -106,6 +113,20 @@ def test_malformed_json_or_encoding_is_refused(client: TestClient, raw: bytes) -
     assert_error(
         response, response.status_code, "malformed_json" if response.status_code == 400 else "validation_error"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ('{"items": [{"text": "正文"}]}'.encode("gb18030"), "not UTF-8"),
+        (b'{"items": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"items": [{"id": ' + b"9" * 5_000 + b', "text": "abc"}]}', "too many digits"),
+    ],
+)
+def test_bodies_json_cannot_decode_are_malformed_json(client: TestClient, raw: bytes, why: str) -> None:
+    response = client.post("/v1/predict", content=raw, headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "malformed_json")
+    assert why in error["message_en"]
 
 
 def test_a_10_mb_body_gets_413_before_it_is_parsed(client: TestClient) -> None:
@@ -163,6 +184,23 @@ def test_the_service_keeps_serving_after_bad_input(client: TestClient) -> None:
 def test_unknown_paths_and_methods(client: TestClient) -> None:
     assert_error(client.get("/v1/nothing"), 404, "not_found")
     assert_error(client.get("/v1/predict"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/models/active", "GET, HEAD, PUT"),
+        ("POST", "/v1/models/active", "GET, HEAD, PUT"),
+        ("GET", "/v1/predict", "POST"),
+        ("DELETE", "/v1/batch/abc", "GET, HEAD"),
+    ],
+)
+def test_a_wrong_method_is_told_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allowed
 
 
 def test_every_response_carries_a_request_id(client: TestClient) -> None:
@@ -236,6 +274,31 @@ def test_openapi_has_chinese_examples_and_docs(client: TestClient) -> None:
     assert "/v1/predict" in schema["paths"]
     assert "青溪县" in json.dumps(schema, ensure_ascii=False)
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("post", "/v1/predict", {400, 401, 413, 422, 503}),
+        ("put", "/v1/models/active", {400, 401, 404, 409, 413, 422}),
+        ("get", "/v1/models/active", {503}),
+        ("post", "/v1/batch", {400, 401, 413, 422}),
+        ("get", "/v1/batch/{job_id}", {401, 404}),
+        ("get", "/v1/batch/{job_id}/result", {401, 404, 409}),
+        ("get", "/v1/batch/{job_id}/report", {401, 404, 409}),
+    ],
+)
+def test_openapi_lists_the_errors_each_route_gives_with_the_error_body(
+    client: TestClient, method: str, path: str, statuses: set[int]
+) -> None:
+    schema = client.get("/openapi.json").json()
+    responses = schema["paths"][path][method]["responses"]
+    assert statuses <= {int(status) for status in responses if status.isdigit()}
+    for status in statuses:
+        body = responses[str(status)]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/ErrorOut"}, (status, body)
+    error = schema["components"]["schemas"]["ErrorDetailOut"]
+    assert {"code", "message_zh", "message_en", "request_id"} <= set(error["required"])
 
 
 def test_cors_is_off_by_default(client: TestClient) -> None:

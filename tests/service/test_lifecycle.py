@@ -250,6 +250,68 @@ def test_activating_a_model_needs_a_key(private_data_dir: Path, model_dir: Path,
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == version
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type"),
+    [
+        ("PUT", "/v1/models/active", b"{not json", "application/json"),
+        ("PUT", "/v1/models/active", b'{"version": 7}', "application/json"),
+        ("POST", "/v1/predict", b"\xff{[", "application/json"),
+        ("POST", "/v1/batch", b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        ("POST", "/v1/batch", b"", "multipart/form-data; boundary=x"),
+    ],
+)
+def test_a_keyed_route_checks_the_key_before_it_reads_the_body(
+    private_data_dir: Path, tmp_path: Path, method: str, path: str, body: bytes, content_type: str
+) -> None:
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, predict_requires_key=True)
+    with TestClient(create_app(settings)) as client:
+        response = client.request(method, path, content=body, headers={"Content-Type": content_type})
+        assert_error(response, 401, "unauthorized")
+        keyed = client.request(
+            method, path, content=body, headers={"Content-Type": content_type, "Authorization": f"Bearer {KEY}"}
+        )
+        assert keyed.status_code in {400, 422}, keyed.text  # with the key, the body is what is wrong
+
+
+def test_error_bodies_name_no_server_path_and_the_log_keeps_it(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    version = copy_version(private_data_dir, model_dir, "20991212-000000-dead")
+    with (private_data_dir / "models" / version / "model.joblib").open("ab") as stream:
+        stream.write(b"damage")
+    settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, model_poll_seconds=0)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        rejected = client.put("/v1/models/active", json={"version": version}, headers=auth)
+        error = assert_error(rejected, 409, "model_rejected")
+        assert "…/model.joblib does not match the SHA-256" in error["message_en"]
+        missing = client.put("/v1/models/active", json={"version": "20990101-000000-0000"}, headers=auth)
+        assert "in …/models" in assert_error(missing, 404, "not_found")["message_en"]
+        ModelRegistry(private_data_dir).activate(version)
+        active.refresh()
+        degraded = client.get("/readyz")
+        assert degraded.json()["status"] == "degraded"
+        for response in (rejected, missing, degraded):
+            assert str(tmp_path) not in response.text and str(private_data_dir) not in response.text
+    assert any(str(private_data_dir) in r.getMessage() for r in caplog.records)
+
+
+def test_a_server_without_any_key_warns_at_start_up_that_keyed_routes_are_closed(
+    private_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def warnings_at_start(**overrides) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="xinxi.service"):
+            with TestClient(create_app(make_settings(private_data_dir, tmp_path, **overrides))):
+                pass
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    unkeyed = [m for m in warnings_at_start() if "XINXI_API_KEYS" in m]
+    assert len(unkeyed) == 1 and "every state-changing route" in unkeyed[0]
+    assert not [m for m in warnings_at_start(api_keys=KEY) if "XINXI_API_KEYS" in m]
+
+
 def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: Path) -> None:
     settings = make_settings(private_data_dir, tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     with TestClient(create_app(settings)) as client:
@@ -257,6 +319,26 @@ def test_readyz_reports_an_unreachable_store(private_data_dir: Path, tmp_path: P
         error = assert_error(client.get("/readyz"), 503, "not_ready")
         assert "store unreachable" in error["message_en"]
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+
+
+def test_readyz_is_degraded_while_active_names_a_version_that_failed_to_load(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(private_data_dir)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        version = malformed_version(private_data_dir, model_dir, "20991111-000000-bad7", headless_topics)
+        registry.activate(version)
+        assert active.refresh() is False
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "degraded" and body["model_version"] == model_dir.name
+        assert f"the active model {version} failed to load (AttributeError" in body["reason"]
+        assert f"still serving {model_dir.name}" in body["reason"]
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+        registry.activate(model_dir.name)  # pointing back at the serving version heals it
+        assert client.get("/readyz").json()["status"] == "ready"
 
 
 def test_the_activate_command_refuses_a_version_that_cannot_predict(
