@@ -172,6 +172,10 @@ def read_job(job_id: str, store: JobsDep) -> Any:
     return _out(_job(store, job_id))
 
 
+FINISHED_JOB_ERRORS = error_responses({404: "not_found: no such job", 409: "job_not_done: the job is not done"})
+"""What the downloads of a job answer besides the file."""
+
+
 def _finished(store: JobStore, job_id: str) -> dict[str, Any]:
     job = _job(store, job_id)
     if job["state"] != "done":
@@ -183,7 +187,7 @@ def _finished(store: JobStore, job_id: str) -> dict[str, Any]:
     "/{job_id}/result",
     summary="下载评分结果 / download the scored file",
     response_class=FileResponse,
-    responses=error_responses({404: "not_found: no such job", 409: "job_not_done: the job is not done"}),
+    responses=FINISHED_JOB_ERRORS,
 )
 def download_result(job_id: str, store: JobsDep) -> FileResponse:
     """The scored file: every uploaded row and column, with xinxi's columns added."""
@@ -201,7 +205,7 @@ def download_result(job_id: str, store: JobsDep) -> FileResponse:
     "/{job_id}/report",
     summary="结果概览 / the HTML report",
     response_class=FileResponse,
-    responses=error_responses({404: "not_found: no such job", 409: "job_not_done: the job is not done"}),
+    responses=FINISHED_JOB_ERRORS,
 )
 def read_report(job_id: str, store: JobsDep) -> FileResponse:
     """Items per topic and kind per unit and per month, the quality-score distribution, units mostly 动态类."""
