@@ -490,13 +490,18 @@ def corpus_build(
 @corpus_app.command("check")
 def corpus_check(
     real: Annotated[Path | None, typer.Option(help="the real-items directory (default: datasets/real)")] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="the labelling passes and third reading (default: datasets/labels)")
+    ] = None,
 ) -> None:
     """Check the real items (provenance, labels against both passes, duplicates) and print their composition."""
     import training
 
     with errors_to_messages():
         try:
-            problems, report = training.check_corpus(real or training.REAL_DATA, training.SEED_DATA)
+            problems, report = training.check_corpus(
+                real or training.REAL_DATA, training.SEED_DATA, labels or training.LABELS_DATA
+            )
         except (ValueError, KeyError) as exc:
             fail(f"cannot read the corpus: {exc}")
         console.print_json(json.dumps(report, ensure_ascii=False))

@@ -33,12 +33,15 @@ SEED_DATA = DATASETS / "seed"
 """The hand-written seed corpus."""
 REAL_DATA = DATASETS / "real"
 """Real published items with their provenance (``datasets/real/SOURCES.md``)."""
+LABELS_DATA = DATASETS / "labels"
+"""The real items' two labelling passes and the third reading (not items: kept beside, not inside, ``real``)."""
 DEFAULT_DATA: tuple[Path, ...] = (SEED_DATA, REAL_DATA)
 """What the default model is trained on: the seed corpus and the real items."""
 
 __all__ = [
     "COLUMN_NAMES",
     "DEFAULT_DATA",
+    "LABELS_DATA",
     "REAL_DATA",
     "SEED_DATA",
     "SEED_ONLY",

@@ -448,17 +448,17 @@ def build_corpus(raw: Sequence[Path], labels_dir: Path, seed_dir: Path, out: Pat
     return report
 
 
-def check_corpus(real_dir: Path, seed_dir: Path) -> tuple[list[Problem], dict[str, Any]]:
+def check_corpus(real_dir: Path, seed_dir: Path, labels_dir: Path) -> tuple[list[Problem], dict[str, Any]]:
     """Everything ANNOTATION.md §3-4 asks of ``datasets/real``, as problems (file, line, reason) and a report.
 
     Besides each record's own checks: every item's labels are the settled
-    labels of its two passes (recomputed from ``labels/``), no item is a
+    labels of its two passes (recomputed from ``labels_dir``), no item is a
     near-copy of another or of a seed item, and every collection is
     described in ``SOURCES.md``.
     """
     records, problems = read_records(real_dir)
     problems += record_problems(records, real=True)
-    labels, unsettled, agreement = corpus_labels(real_dir / "labels")
+    labels, unsettled, agreement = corpus_labels(labels_dir)
     for record in records:
         settled = labels.get(record.get("id", ""))
         where = (str(record["_file"]), record["_line"])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from training import REAL_DATA, SEED_DATA, check_corpus, load_items
+from training import LABELS_DATA, REAL_DATA, SEED_DATA, check_corpus, load_items
 from training.corpus import PASSES, read_labels
 
 
 @pytest.fixture(scope="module")
 def checked() -> tuple[list, dict]:
-    return check_corpus(REAL_DATA, SEED_DATA)
+    return check_corpus(REAL_DATA, SEED_DATA, LABELS_DATA)
 
 
 def test_every_record_has_provenance_settled_labels_and_no_furniture(checked: tuple[list, dict]) -> None:
@@ -46,6 +46,6 @@ def test_both_passes_label_every_item_and_agree_well(checked: tuple[list, dict])
     _, report = checked
     ids = {item.id for item in load_items(REAL_DATA)[0]}
     for name in PASSES:
-        assert ids <= set(read_labels(REAL_DATA / "labels" / f"{name}.jsonl")), name
+        assert ids <= set(read_labels(LABELS_DATA / f"{name}.jsonl")), name
     agreement = report["agreement"]
     assert agreement["macro_f1"] >= 0.85 and agreement["kind"]["kappa"] >= 0.8
