@@ -245,3 +245,25 @@ def word_tokens(document: str) -> list[str]:
         for token in segmenter(_active_engine).cut(document, False)
         if (kept := known(token)) or (kept is None and keeps_token(token))
     ]
+
+
+_NOT_WORDLIKE = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z0-9]+")
+
+
+def content_hash(title: str | None, text: str) -> str:
+    """The identity of an item's content: the same item pasted twice gets the same hash.
+
+    Title and body are joined as the model sees them (:func:`join_document`),
+    then everything but Chinese characters, letters and digits is dropped and
+    letters are lower-cased, so white space, punctuation, full-width forms and
+    HTML tags do not make two copies of one text different items. The store
+    uses it to keep one row per item, and retraining to let an editor's labels
+    win over the corpus's for the same text.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits (SHA-256).
+    """
+    core = _NOT_WORDLIKE.sub("", join_document(title, text)).lower()
+    return hashlib.sha256(core.encode("utf-8")).hexdigest()
