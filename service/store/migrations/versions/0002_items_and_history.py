@@ -110,7 +110,9 @@ def _move_adopted_items(items: sa.Table, changes: sa.Table) -> None:
         after = {**values, "date": None if row["date"] is None else str(row["date"]), "source": row["source"]}
         if key in by_hash:
             item_id = by_hash[key]
-            bind.execute(sa.update(items).where(items.c.id == item_id).values(**values, updated_at=created))
+            # As recording does: the same content updates its item with what the later row says.
+            newer = {k: v for k, v in values.items() if v is not None and k not in ("external_id", "title", "text")}
+            bind.execute(sa.update(items).where(items.c.id == item_id).values(**newer, updated_at=created))
         else:
             item_id = bind.execute(
                 sa.insert(items).values(
