@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.errors import StoreUnavailableError
@@ -158,45 +158,93 @@ class Store:
         if not cleaned:
             return results
         now = _now()
+        pending = list(cleaned.items())
         with self._write() as connection:
-            hashes = sorted({values["content_hash"] for values in cleaned.values()})
-            known: dict[str, dict[str, Any]] = {}
-            for start in range(0, len(hashes), 500):
-                query = select(items).where(items.c.content_hash.in_(hashes[start:start + 500]))
-                known.update({row["content_hash"]: dict(row) for row in connection.execute(query).mappings()})
-            for index, values in cleaned.items():
-                current = known.get(values["content_hash"])
-                if current is None:
-                    row = {name: values.get(name) for name in SNAPSHOT_FIELDS}
-                    row.update(content_hash=values["content_hash"], recorded_by=recorded_by, recorded_at=now,
-                               updated_at=now, origin=origin)
-                    row["id"] = connection.execute(insert(items).values(**row)).inserted_primary_key[0]
-                    change_id = self._change(connection, row["id"], "insert", None, row, recorded_by, origin, now)
-                    row["last_change_id"] = change_id
-                    known[row["content_hash"]] = row
-                    results[index] = {"status": "added", "id": row["id"], "change_id": change_id, "reason": None}
-                    continue
-                changed = {
-                    name: value for name, value in values.items()
-                    if name not in _NOT_COMPARED and current.get(name) != value
-                }
-                if not current.get("external_id") and values.get("external_id"):
-                    changed["external_id"] = values["external_id"]
-                if not changed:
-                    results[index] = {"status": "unchanged", "id": current["id"],
-                                      "change_id": current["last_change_id"], "reason": None}
-                    continue
-                after = {**current, **changed}
-                change_id = self._change(connection, current["id"], "update", current, after, recorded_by, origin, now)
-                connection.execute(
-                    update(items).where(items.c.id == current["id"]).values(
-                        **changed, updated_at=now, last_change_id=change_id
-                    )
-                )
-                after["last_change_id"] = change_id
-                known[values["content_hash"]] = after
-                results[index] = {"status": "updated", "id": current["id"], "change_id": change_id, "reason": None}
+            while pending:
+                # The same content twice in one call: the second is applied after the first.
+                batch: list[tuple[int, dict[str, Any]]] = []
+                later: list[tuple[int, dict[str, Any]]] = []
+                seen: set[str] = set()
+                for index, values in pending:
+                    (later if values["content_hash"] in seen else batch).append((index, values))
+                    seen.add(values["content_hash"])
+                self._record_batch(connection, batch, results, origin=origin, who=recorded_by, now=now)
+                pending = later
         return results
+
+    def _record_batch(
+        self, connection: Connection, batch: list[tuple[int, dict[str, Any]]], results: list[dict[str, Any]],
+        *, origin: str, who: str | None, now: dt.datetime,
+    ) -> None:
+        """Items of distinct content: inserts, updates and their changes in a few executemany statements."""
+        hashes = [values["content_hash"] for _, values in batch]
+        known: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(hashes), 500):
+            query = select(items).where(items.c.content_hash.in_(hashes[start:start + 500]))
+            known.update({row["content_hash"]: dict(row) for row in connection.execute(query).mappings()})
+        added: list[tuple[int, dict[str, Any]]] = []
+        updated: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for index, values in batch:
+            current = known.get(values["content_hash"])
+            if current is None:
+                row = {name: values.get(name) for name in SNAPSHOT_FIELDS}
+                row.update(content_hash=values["content_hash"], recorded_by=who, recorded_at=now, updated_at=now,
+                           origin=origin)
+                added.append((index, row))
+                continue
+            changed = {
+                name: value for name, value in values.items()
+                if name not in _NOT_COMPARED and current.get(name) != value
+            }
+            if not current.get("external_id") and values.get("external_id"):
+                changed["external_id"] = values["external_id"]
+            if changed:
+                updated.append((index, current, {**current, **changed}))
+            else:
+                results[index] = {"status": "unchanged", "id": current["id"],
+                                  "change_id": current["last_change_id"], "reason": None}
+        if added:
+            ids = connection.execute(
+                insert(items).returning(items.c.id, sort_by_parameter_order=True), [row for _, row in added]
+            ).scalars().all()
+            for (_, row), item_id in zip(added, ids, strict=True):
+                row["id"] = item_id
+        changes = [
+            {"item_id": row["id"], "action": "insert", "before": None, "after": _snapshot(row)} for _, row in added
+        ] + [
+            {"item_id": current["id"], "action": "update", "before": _snapshot(current), "after": _snapshot(after)}
+            for _, current, after in updated
+        ]
+        if not changes:
+            return
+        for change in changes:
+            change.update(changed_by=who, changed_at=now, origin=origin)
+        change_ids = connection.execute(
+            insert(item_changes).returning(item_changes.c.id, sort_by_parameter_order=True), changes
+        ).scalars().all()
+        added_changes, updated_changes = change_ids[:len(added)], change_ids[len(added):]
+        if added:
+            connection.execute(
+                update(items).where(items.c.id == bindparam("b_id")).values(last_change_id=bindparam("b_change")),
+                [{"b_id": row["id"], "b_change": change_id} for (_, row), change_id in zip(added, added_changes,
+                                                                                          strict=True)],
+            )
+            for (index, row), change_id in zip(added, added_changes, strict=True):
+                results[index] = {"status": "added", "id": row["id"], "change_id": change_id, "reason": None}
+        if updated:
+            mutable = [name for name in SNAPSHOT_FIELDS if name not in ("title", "text")]
+            connection.execute(
+                update(items).where(items.c.id == bindparam("b_id")).values(
+                    {name: bindparam(f"b_{name}") for name in [*mutable, "updated_at", "last_change_id"]}
+                ),
+                [
+                    {"b_id": current["id"], **{f"b_{name}": after[name] for name in mutable},
+                     "b_updated_at": now, "b_last_change_id": change_id}
+                    for (_, current, after), change_id in zip(updated, updated_changes, strict=True)
+                ],
+            )
+            for (index, current, _), change_id in zip(updated, updated_changes, strict=True):
+                results[index] = {"status": "updated", "id": current["id"], "change_id": change_id, "reason": None}
 
     @staticmethod
     def _change(
