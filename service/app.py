@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.api_keys:
             # Otherwise the first sign is a 401 on PUT /v1/models/active or a batch upload.
             log.warning(
-                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch)"
+                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch, /v1/items)"
                 " answers 401 until XINXI_API_KEYS is set"
             )
         store = open_store(settings)

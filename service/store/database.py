@@ -38,7 +38,10 @@ def make_engine(url: str, *, schema: str | None = None, busy_seconds: float = 30
         if schema is not None:
             raise ValueError("a schema applies to PostgreSQL only; SQLite keeps one store per file")
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # connecting fails then, and is reported as the store being unavailable
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_seconds})
         _sqlite_events(engine, busy_seconds)
         return engine
