@@ -16,7 +16,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.errors import StoreUnavailableError
@@ -45,14 +58,20 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def _snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT returns the new row's key"
+    return int(key[0])
+
+
+def _snapshot(row: Mapping[Any, Any]) -> dict[str, Any]:
     values = {name: row.get(name) for name in SNAPSHOT_FIELDS}
     if values["date"] is not None:
         values["date"] = values["date"].isoformat()
     return values
 
 
-def _item_out(row: Mapping[str, Any]) -> dict[str, Any]:
+def _item_out(row: Mapping[Any, Any]) -> dict[str, Any]:
     item = dict(row)
     for name in ("recorded_at", "updated_at"):
         item[name] = _utc(item[name])
@@ -248,15 +267,15 @@ class Store:
 
     @staticmethod
     def _change(
-        connection: Connection, item_id: int, action: str, before: Mapping[str, Any] | None,
-        after: Mapping[str, Any], who: str | None, origin: str, when: dt.datetime,
+        connection: Connection, item_id: int, action: str, before: Mapping[Any, Any] | None,
+        after: Mapping[Any, Any], who: str | None, origin: str, when: dt.datetime,
     ) -> int:
-        change_id: int = connection.execute(
+        change_id = _new_id(connection.execute(
             insert(item_changes).values(
                 item_id=item_id, action=action, before=None if before is None else _snapshot(before),
                 after=_snapshot(after), changed_by=who, changed_at=when, origin=origin,
             )
-        ).inserted_primary_key[0]
+        ))
         if action == "insert":
             connection.execute(update(items).where(items.c.id == item_id).values(last_change_id=change_id))
         return change_id
@@ -301,7 +320,7 @@ class Store:
                 "probabilities": None if probabilities is None else dict(probabilities),
                 "model_version": model_version, "corrected_by": corrected_by, "corrected_at": now,
             }
-            row["id"] = connection.execute(insert(corrections).values(**row)).inserted_primary_key[0]
+            row["id"] = _new_id(connection.execute(insert(corrections).values(**row)))
         return row
 
     # -- reading -----------------------------------------------------------------------------
@@ -334,7 +353,7 @@ class Store:
         ``adopted`` is true for items adopted at some level (county, city,
         province); ``since`` compares with the time of the item's last change.
         """
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         if adopted is True:
             conditions.append(items.c.adopted_level.in_(("county", "city", "province")))
         elif adopted is False:
@@ -433,12 +452,12 @@ class Store:
         """
         with self._write() as connection:
             connection.execute(delete(predictions).where(predictions.c.content_hash == content_hash))
-            new_id: int = connection.execute(
+            new_id = _new_id(connection.execute(
                 insert(predictions).values(
                     content_hash=content_hash, title=title, text=text, probabilities=dict(probabilities),
                     analysis_probability=analysis_probability, model_version=model_version, scored_at=_now(),
                 )
-            ).inserted_primary_key[0]
+            ))
             connection.execute(delete(predictions).where(predictions.c.id <= new_id - self.keep_predictions))
         return new_id
 

@@ -114,17 +114,21 @@ def _move_adopted_items(items: sa.Table, changes: sa.Table) -> None:
             newer = {k: v for k, v in values.items() if v is not None and k not in ("external_id", "title", "text")}
             bind.execute(sa.update(items).where(items.c.id == item_id).values(**newer, updated_at=created))
         else:
-            item_id = bind.execute(
+            inserted = bind.execute(
                 sa.insert(items).values(
                     **values, content_hash=key, recorded_at=created, updated_at=created, origin="import"
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            item_id = inserted[0]
             by_hash[key] = item_id
-        change_id = bind.execute(
+        change = bind.execute(
             sa.insert(changes).values(
                 item_id=item_id, action="migrate", before=None, after=after, changed_at=created, origin="import"
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert change is not None
+        change_id = change[0]
         bind.execute(sa.update(items).where(items.c.id == item_id).values(last_change_id=change_id))
 
 
