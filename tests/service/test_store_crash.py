@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,13 +24,18 @@ from sqlalchemy.engine import make_url
 from model import ModelRegistry
 from model.text import content_hash
 from service.store import Store
-from tests.service.test_editor_page import free_port
 from tests.service.test_store import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "crash-key"
 CLIENTS = 6
 KILL_AFTER = 60  # acknowledged items before the kill
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def serve(data_dir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
