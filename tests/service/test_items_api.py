@@ -30,6 +30,14 @@ def keyed(private_data_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
         yield started(client)
 
 
+@pytest.fixture(scope="module")
+def keyed_shared(model_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One keyed app for the tests that store nothing (refused requests, the OpenAPI schema)."""
+    settings = make_settings(data_dir, tmp_path_factory.mktemp("keyed"), api_keys=KEY, model_poll_seconds=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield started(client)
+
+
 def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
@@ -106,14 +114,14 @@ def test_a_correction_keeps_the_active_models_prediction(keyed: TestClient, mode
         ("get", "/v1/review", None),
     ],
 )
-def test_every_store_route_needs_the_key(keyed: TestClient, method: str, path: str, body: Any) -> None:
+def test_every_store_route_needs_the_key(keyed_shared: TestClient, method: str, path: str, body: Any) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}):
-        error_of(keyed.request(method, path, json=body, headers=headers), 401, "unauthorized")
-    assert keyed.get("/v1/items", headers=AUTH).json()["total"] == 0  # nothing was recorded
+        error_of(keyed_shared.request(method, path, json=body, headers=headers), 401, "unauthorized")
+    assert keyed_shared.get("/v1/items", headers=AUTH).json()["total"] == 0  # nothing was recorded
 
 
-def test_openapi_lists_the_store_routes_errors(keyed: TestClient) -> None:
-    paths = keyed.get("/openapi.json").json()["paths"]
+def test_openapi_lists_the_store_routes_errors(keyed_shared: TestClient) -> None:
+    paths = keyed_shared.get("/openapi.json").json()["paths"]
     for path, method, statuses in [("/v1/items", "post", {400, 401, 413, 422, 503}),
                                    ("/v1/items", "get", {401, 422, 503}),
                                    ("/v1/items/{item_id}/corrections", "post", {401, 404, 422, 503}),
