@@ -8,6 +8,7 @@ with a valid one, and both answers are checked against the schema.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,8 @@ from tests.service.conftest import make_settings, started
 
 KEY = "fuzz-key"
 BASE_URL = "http://testserver"
-EXAMPLES = 25  # per operation; each is sent twice
+# Per operation, each sent twice; HYPOTHESIS_PROFILE=thorough sends 500.
+EXAMPLES = 500 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 25
 
 
 @pytest.fixture(scope="module")

@@ -166,6 +166,14 @@ def test_every_keyed_route_is_marked_keyed_in_the_code(private_data_dir: Path) -
         checks = {d.dependency for d in route.dependencies}
         wanted = require_predict_key if any((m, route.path) in OPEN_WITHOUT_KEY for m in methods) else require_api_key
         assert wanted in checks, f"{sorted(methods)} {route.path} is not keyed"
+    # ... and OpenAPI says so, so that /docs and generated clients send the key.
+    schema = app.openapi()
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http", "scheme": "bearer", "description": "one of XINXI_API_KEYS: `Authorization: Bearer <key>`"
+    }
+    for method, path in state_changing_routes(app):
+        if (method, path) not in OPEN_WITHOUT_KEY:
+            assert schema["paths"][path][method.lower()]["security"] == [{"apiKey": []}], f"{method} {path}"
 
 
 def test_with_no_key_configured_every_state_changing_route_is_closed(
