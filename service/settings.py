@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=5.0, ge=0.0, description="how often the service looks for a new active model; 0 is never"
     )
+    keep_predictions: int = Field(
+        default=5000, ge=0, description="recently scored items (editor page) kept for the review queue"
+    )
+    store_busy_seconds: float = Field(
+        default=30.0, gt=0, description="how long a SQLite writer waits for another one before giving up"
+    )
+    review_candidates: int = Field(
+        default=1000, ge=10, le=100_000, description="newest unlabelled items and scored items the review queue ranks"
+    )
     log_level: str = "info"
     access_log: bool = Field(default=True, description="one uvicorn log line per request")
 

@@ -1,7 +1,7 @@
-"""One router per resource: predict, taxonomy, models, health (with metrics)."""
+"""One router per resource: predict, taxonomy, models, health (with metrics), items, review."""
 
-from service.api import health, models, predict, taxonomy
+from service.api import health, items, models, predict, review, taxonomy
 
-routers = [predict.router, taxonomy.router, models.router, health.router]
+routers = [predict.router, taxonomy.router, models.router, health.router, items.router, review.router]
 
 __all__ = ["routers"]
