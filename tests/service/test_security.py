@@ -248,6 +248,9 @@ def test_upload_names_are_never_paths(private_data_dir: Path, upload_file: Path,
             assert disposition.count('"') == 2, disposition
     new_outside = {p for p in outside.rglob("*") if "data" not in p.relative_to(outside).parts[1:2]} - before_outside
     assert not [p for p in new_outside if "escape" in p.name]
+    root = Path(__file__).resolve().parents[2]
+    for where in (Path("/tmp/escape.csv"), Path("/etc/cron.d/escape.csv"), root / "escape.csv", Path.cwd() / "escape.csv"):
+        assert not where.exists(), where
     assert not [p for p in private_data_dir.rglob("*") if "escape" in p.name]
     jobs = private_data_dir / "jobs"
     assert all(re.fullmatch(r"[0-9a-f]{32}", p.name) for p in jobs.iterdir())
