@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from model import Predictor
 from service.batch import BatchOptions, score_file
 from service.jobs import JobStore
 from tests.service.archives import archive_rows, write_csv
@@ -25,7 +26,7 @@ from training.data import Item
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "crash-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-COPIES = 75  # 3,000 rows: the service's job chunks are 1,000 rows; the kill comes after the first checkpoint
+COPIES = 50  # 2,000 rows: the service's job chunks are 1,000 rows; the kill comes after the first checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,8 @@ def servers() -> Iterator[list[Server]]:
 
 
 def test_kill_9_during_a_batch_job_leaves_a_job_that_resumes_to_the_uninterrupted_result(
-    big_archive: Path, private_data_dir: Path, model_dir: Path, tmp_path: Path, servers: list[Server]
+    big_archive: Path, private_data_dir: Path, model_dir: Path, predictor: Predictor, tmp_path: Path,
+    servers: list[Server],
 ) -> None:
     log = tmp_path / "serve.log"
     first = Server(private_data_dir, log)
@@ -140,6 +142,6 @@ def test_kill_9_during_a_batch_job_leaves_a_job_that_resumes_to_the_uninterrupte
     assert f"batch job {job_id} was interrupted by a restart; resuming it" in log.read_text(errors="replace")
 
     whole = tmp_path / "whole.csv"
-    score_file(store.input_path(stored), whole, BatchOptions(), model_dir=model_dir)
+    score_file(store.input_path(stored), whole, BatchOptions(), model_dir=model_dir, predictor=predictor)
     assert result.content == whole.read_bytes(), "the resumed job wrote what an uninterrupted run writes"
     assert not resume_file.exists()

@@ -29,7 +29,7 @@ from tests.service.conftest import make_settings, started
 KEY = "fuzz-key"
 BASE_URL = "http://testserver"
 # Per operation, each sent twice; HYPOTHESIS_PROFILE=thorough sends 500.
-EXAMPLES = 500 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 25
+EXAMPLES = 500 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 20
 
 
 @pytest.fixture(scope="module")
