@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint system-deps bench bench-deps clean
+.PHONY: serve test lint system-deps bench bench-deps clean install-locked lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,21 @@ system-deps:
 ## wrk drives the HTTP load benchmark (bench/load.py).
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(APT) wrk; }
+
+## Install the exact versions of requirements.lock, every file checked against its hash, then xinxi
+## itself without dependencies: the reproducible install for a server (README, Dependencies).
+install-locked:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## Write requirements.lock again from pyproject.toml (after a dependency or its bounds changed).
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'pip-tools>=7.4,<8'
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --no-emit-find-links \
+	  --no-emit-index-url --output-file requirements.lock pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check model training service tests bench

@@ -13,6 +13,7 @@ to pick up a newly activated model without restarting.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from model.artifact import MANIFEST_FILE, read_manifest, remove_stale_staging, s
 from model.errors import ArtifactError, ModelNotFoundError
 
 ACTIVE_FILE = "ACTIVE"
+VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class ModelRegistry:
@@ -31,9 +33,13 @@ class ModelRegistry:
         self.models = self.root / "models"
 
     def path(self, version: str) -> Path:
-        """Directory of ``version``; refuses names that would leave the registry."""
-        if not version or "/" in version or "\\" in version or version.startswith("."):
-            raise ModelNotFoundError(f"{version!r} is not a model version id")
+        """Directory of ``version``; refuses anything but a plain id (letters, digits, ``.``, ``_``, ``-``).
+
+        An id is never a path: no separator, no leading dot, no control or white-space character,
+        so no client-supplied string can name a directory outside ``models/``.
+        """
+        if not VERSION_ID.fullmatch(version):
+            raise ModelNotFoundError(f"{version[:80]!r} is not a model version id")
         return self.models / version
 
     def save(self, bundle: dict[str, Any], manifest: dict[str, Any], version: str) -> Path:

@@ -74,6 +74,19 @@ def normalize(text: str) -> str:
     str
         The normalised text; empty if nothing but white space remained.
     """
+    cleaned = _normalize_once(text)
+    # One pass can uncover more to clean: "&amp;lt;p&amp;gt;" becomes "&lt;p&gt;", "＜ｐ＞" becomes "<p>",
+    # "&#13;" a carriage return. Only then is another pass needed, and each one shortens or settles
+    # the text, so the loop ends; normalize(normalize(x)) == normalize(x) (a property test checks it).
+    while "&" in cleaned or "<" in cleaned or "\r" in cleaned:
+        again = _normalize_once(cleaned)
+        if again == cleaned:
+            break
+        cleaned = again
+    return cleaned
+
+
+def _normalize_once(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "<" in text:
         text = _BREAK_TAG.sub("\n", text)
@@ -219,8 +232,29 @@ def segmenter_info() -> dict[str, object]:
 
 
 def cut(text: str, engine: str | None = None) -> list[str]:
-    """Segment ``text`` into raw tokens (punctuation and spaces included)."""
-    return segmenter(engine or _active_engine).cut(text, False)
+    """Segment ``text`` into raw tokens (punctuation and spaces included); the tokens join to ``text``."""
+    instance = segmenter(engine or _active_engine)
+    try:
+        return instance.cut(text, False)
+    except UnicodeEncodeError:
+        return _cut_around_surrogates(instance, text)
+
+
+_SURROGATE = re.compile("([\ud800-\udfff])")
+
+
+def _cut_around_surrogates(instance: _Engine, text: str) -> list[str]:
+    """rjieba takes UTF-8 only, which a lone surrogate is not: it becomes a token of its own, as in jieba.
+
+    :func:`normalize` removes surrogates, so scoring never comes here; a raw string may.
+    """
+    tokens: list[str] = []
+    for piece in _SURROGATE.split(text):
+        if _SURROGATE.fullmatch(piece):
+            tokens.append(piece)
+        elif piece:
+            tokens += instance.cut(piece, False)
+    return tokens
 
 
 _KEEP: dict[str, bool] = {}
@@ -242,7 +276,7 @@ def word_tokens(document: str) -> list[str]:
     known = _KEEP.get
     return [
         token
-        for token in segmenter(_active_engine).cut(document, False)
+        for token in cut(document)
         if (kept := known(token)) or (kept is None and keeps_token(token))
     ]
 

@@ -531,12 +531,28 @@ def serve(
             port=port or settings.port,
             workers=workers,
             log_level=settings.log_level,
+            log_config=_log_config(settings.log_level),
             access_log=settings.access_log,
         )
     finally:
         if private_metrics is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(private_metrics, ignore_errors=True)
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with xinxi's own loggers on its handler and at XINXI_LOG_LEVEL.
+
+    Without it only warnings of ``xinxi.*`` reached the terminal (through Python's
+    last-resort handler): "model loaded", "batch job resumed" were lost.
+    """
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["xinxi"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 def _share_metrics_between_workers(data_dir: Path) -> Path | None:

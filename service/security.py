@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import UnauthorizedError
 from service.middleware import BodyLimitMiddleware
@@ -44,7 +45,18 @@ async def settings_of(request: Request) -> Settings:
     return settings
 
 
-async def require_api_key(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> None:
+# Only for OpenAPI: marks each keyed operation with the bearer scheme, so /docs and generated
+# clients know which ones need the key. The header itself is read by require_api_key.
+_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="apiKey", description="one of XINXI_API_KEYS: `Authorization: Bearer <key>`"
+)
+
+
+async def require_api_key(
+    request: Request,
+    settings: Annotated[Settings, Depends(settings_of)],
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None,
+) -> None:
     """Dependency of every endpoint that changes state (async: trivial work, no thread hop)."""
     if not settings.api_keys:
         raise UnauthorizedError(

@@ -22,8 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XINXI_", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="model versions, the SQLite file, job files")
-    database_url: str | None = Field(
-        default=None, repr=False, description="SQLAlchemy URL; SQLite in data_dir when unset (may hold a password)"
+    # A secret: a URL may hold a password, and model_dump() or a log of the settings must not show it.
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in data_dir when unset (may hold a password)"
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated API keys")
     predict_requires_key: bool = Field(default=False, description="require an API key for prediction too")
@@ -63,7 +64,9 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'xinxi.db'}"
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'xinxi.db'}"
 
 
 @lru_cache(maxsize=1)

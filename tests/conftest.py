@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from model import ModelRegistry, Predictor
 from training import SEED_DATA, load_items
@@ -15,6 +16,15 @@ from training.data import Item
 from training.trainer import train_version
 
 SMALL_SIZE = 300
+
+# Property tests: a bounded number of examples, so the suite stays fast, and no
+# per-example deadline: the machine is shared, and timing belongs in bench/.
+# HYPOTHESIS_PROFILE=thorough runs many more where there is time.
+settings.register_profile(
+    "xinxi", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("thorough", parent=settings.get_profile("xinxi"), max_examples=2_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "xinxi"))
 
 
 def small_items() -> list[Item]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from pydantic import BeforeValidator
 
 from service.dependencies import ActiveModelDep, StoreDep
 from service.errors import NotFoundError, ServiceError
@@ -24,6 +26,18 @@ from service.store import LEVELS, RejectedItem
 router = APIRouter(prefix="/v1", tags=["items"], route_class=KeyFirstRoute, dependencies=[Depends(require_api_key)])
 
 MAX_RECORDS = 1000
+MAX_ID = 2**63 - 1
+"""The largest integer a database column holds (SQLite INTEGER, PostgreSQL bigint): larger ids and offsets
+are refused with 422 rather than failing in the driver with a 500."""
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's id")]
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """``since`` is a date and time: pydantic alone would read ``since=0.5`` or ``since=2024`` as Unix seconds."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("give a date and time in ISO 8601, e.g. 2024-03-05 or 2024-03-05T08:00:00+08:00")
+    return value
 SOURCE_HEADER = "x-xinxi-source"
 """``page`` from the editor page: its items are recorded with origin ``page``, its scorings kept for review."""
 
@@ -87,10 +101,12 @@ def list_items(
     topic: Annotated[str | None, Query(max_length=50)] = None,
     kind: Annotated[str | None, Query(max_length=20)] = None,
     unit: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[dt.datetime | None, Query(description="changed at or after (ISO 8601)")] = None,
+    since: Annotated[
+        dt.datetime | None, Query(description="changed at or after (ISO 8601)"), BeforeValidator(_not_a_number)
+    ] = None,
     labelled: Annotated[bool | None, Query(description="true: topics and kind set")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> Any:
     """Recorded items, most recently changed first, with the number matching the filters."""
     if since is not None and since.tzinfo is None:
@@ -106,10 +122,12 @@ def list_items(
 
 @router.get(
     "/items/{item_id}", response_model=ItemDetailOut,
-    responses=error_responses({**KEYED, 404: "not_found: no item with this id"}),
+    responses=error_responses({
+        **KEYED, 404: "not_found: no item with this id", 422: "validation_error: the id is not an integer 1 to 2^63-1",
+    }),
     summary="条目详情与历史 / one item with its history",
 )
-def read_item(item_id: int, store: StoreDep) -> Any:
+def read_item(item_id: ItemId, store: StoreDep) -> Any:
     """The item, every change made to it, and its corrections."""
     item = store.get_item(item_id)
     if item is None:
@@ -125,7 +143,7 @@ def read_item(item_id: int, store: StoreDep) -> Any:
     }),
     summary="更正标签 / correct an item's labels",
 )
-def correct_item(item_id: int, body: CorrectionIn, request: Request, store: StoreDep, active: ActiveModelDep) -> Any:
+def correct_item(item_id: ItemId, body: CorrectionIn, request: Request, store: StoreDep, active: ActiveModelDep) -> Any:
     """Set the item's topics and kind, stored with the prediction they correct (the active model's if not given)."""
     prediction: dict[str, Any] = {
         "predicted_topics": body.predicted_topics, "predicted_kind": body.predicted_kind,

@@ -53,7 +53,9 @@ def test_activate_moves_the_pointer_to_an_existing_version_only(tmp_path: Path, 
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".active")]
 
 
-@pytest.mark.parametrize("version", ["", "../v1", "a/b", ".hidden", "a\\b"])
+@pytest.mark.parametrize(
+    "version", ["", "../v1", "a/b", ".hidden", "a\\b", "v1\x00", "v1\nx", " v1", "\u202ev1", "v" * 129, "/abs", "~"]
+)
 def test_ids_that_would_leave_the_registry_are_refused(tmp_path: Path, version: str) -> None:
     with pytest.raises(ModelNotFoundError, match="is not a model version id"):
         ModelRegistry(tmp_path).path(version)

@@ -192,3 +192,30 @@ def test_the_store_comes_back_without_a_restart(private_data_dir: Path, tmp_path
         blocker.mkdir()
         recorded = client.post("/v1/items", json={"text": "某条信息"}, headers=AUTH)
         assert recorded.status_code == 200 and recorded.json()["added"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/items/9223372036854775808"),
+        ("GET", "/v1/items/0"),
+        ("POST", "/v1/items/99999999999999999999999/corrections"),
+        ("GET", "/v1/items?offset=9223372036854775808"),
+    ],
+)
+def test_ids_and_offsets_beyond_a_database_integer_are_422_not_500(
+    keyed_shared: TestClient, method: str, path: str
+) -> None:
+    # Found by schemathesis: the driver failed with OverflowError, answered 500.
+    response = keyed_shared.request(method, path, headers=AUTH, json={"topics": [], "kind": "news"})
+    error_of(response, 422, "validation_error")
+    assert keyed_shared.get("/v1/items/9223372036854775807", headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("since", ["0.5", "2024", "1e9", " 17 "])
+def test_since_is_a_date_not_a_number_of_seconds(keyed_shared: TestClient, since: str) -> None:
+    # Found by schemathesis: since=0.5 was read as half a second after 1970 and answered 200.
+    error = error_of(keyed_shared.get("/v1/items", params={"since": since}, headers=AUTH), 422, "validation_error")
+    assert "ISO 8601" in error["message_en"]
+    assert keyed_shared.get("/v1/items", params={"since": "2024-03-05"}, headers=AUTH).status_code == 200
+    assert keyed_shared.get("/v1/items", params={"since": "2024-03-05T08:00:00+08:00"}, headers=AUTH).status_code == 200
