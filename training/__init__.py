@@ -8,7 +8,7 @@ command use only the names below, never a submodule.
   :func:`load_dataset`, :func:`with_test_set`
 - train: :func:`train_version`, :func:`ensure_active_model` (and :func:`fit_model`, in memory)
 - retrain: :func:`run_retrain_job` (the retrain process: corpus and stored items, the promotion gate),
-  :func:`retrain`, :class:`Gate`, :data:`HOLDOUT_DATA`
+  :func:`retrain`, :class:`Gate`, :data:`HOLDOUT_DATA`, :func:`diff_models` (two versions side by side)
 - evaluate: :func:`evaluate_model`, :func:`score_items`
 - compare: :func:`evaluation` (xinxi and the baselines on the same splits), :data:`METHODS`, :data:`SPLITS`
 - corpus: :func:`build_corpus`, :func:`check_corpus` (the real items of ``datasets/real``)
@@ -29,7 +29,7 @@ from training.errors import TrainingError
 from training.evaluate import evaluate_model, score_items
 from training.gate import Gate
 from training.report import by_source_rows, comparison_table, diagnostics_markdown, errors_markdown, evaluation_markdown
-from training.retrain import PAUSE_HOOK, retrain, run_retrain_job
+from training.retrain import PAUSE_HOOK, diff_models, retrain, run_retrain_job
 from training.trainer import ensure_active_model, fit_model, train_version
 
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"
@@ -66,6 +66,7 @@ __all__ = [
     "comparison_table",
     "detect_encoding",
     "diagnose",
+    "diff_models",
     "diagnostics_markdown",
     "ensure_active_model",
     "errors_markdown",

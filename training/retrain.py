@@ -33,7 +33,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +125,7 @@ def retrain(
     out: Path,
     active_dir: Path | None,
     watermark: int,
-    gate: Gate = Gate(),
+    gate: Gate | None = None,
     force: bool = False,
     fit_options: Mapping[str, Any] | None = None,
     stage: Stage = _silent,
@@ -146,8 +145,8 @@ def retrain(
         The active version; None when there is none (the candidate is then promoted).
     watermark : int
         The store change id up to which the active model saw stored items.
-    gate : Gate
-        The allowed drops.
+    gate : Gate, optional
+        The allowed drops (default 0.01 each).
     force : bool
         Promote (and save) even if the gate refuses.
     fit_options : mapping, optional
@@ -162,6 +161,7 @@ def retrain(
         and ``version`` / ``candidate_dir`` when a version was saved.
     """
     options = {"seed": 0, **(fit_options or {})}
+    gate = gate or Gate()
     stage("loading", 0.02)
     stored, rejected = stored_items(records)
     holdout_hashes = {item_hash(item) for item in holdout}
@@ -343,3 +343,38 @@ def run_retrain_job(spec_path: str) -> None:
         write_json(folder / "report.json", {"error": describe_error(exc)})
         raise SystemExit(1) from exc
     write_json(folder / "report.json", report)
+
+
+def diff_models(
+    first: Predictor, second: Predictor, holdout: Sequence[Item], records: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Two versions side by side: per-label metrics on the held-out set, and the stored items whose tags change.
+
+    Returns
+    -------
+    dict
+        ``holdout``: :func:`training.gate.judge` of ``second`` against ``first``
+        (``active`` is ``first``); ``stored``: how many stored items get other
+        topics or another kind, and per label how many gain or lose it.
+    """
+    report: dict[str, Any] = {"first": first.version, "second": second.version, "holdout": None}
+    if holdout:
+        report["holdout"] = judge("holdout", evaluate_model(first, holdout), evaluate_model(second, holdout), Gate())
+    inputs = [{"id": str(r.get("id")), "title": r.get("title") or "", "text": str(r.get("text") or "")}
+              for r in records if str(r.get("text") or "").strip()]
+    changed, kinds, gained, lost = 0, 0, dict.fromkeys(first.topic_labels, 0), dict.fromkeys(first.topic_labels, 0)
+    if inputs:
+        for a, b in zip(first.predict_batched(inputs), second.predict_batched(inputs), strict=True):
+            tags_a = {t.label for t in a.topics if t.selected}
+            tags_b = {t.label for t in b.topics if t.selected}
+            kind_a, kind_b = (a.kind.label if a.kind else None), (b.kind.label if b.kind else None)
+            if tags_a != tags_b or kind_a != kind_b:
+                changed += 1
+            kinds += kind_a != kind_b
+            for label in tags_b - tags_a:
+                gained[label] = gained.get(label, 0) + 1
+            for label in tags_a - tags_b:
+                lost[label] = lost.get(label, 0) + 1
+    report["stored"] = {"items": len(inputs), "changed": changed, "kind_changed": kinds,
+                        "gained": gained, "lost": lost}
+    return report

@@ -1,7 +1,7 @@
-"""One router per resource: predict, taxonomy, models, health (with metrics)."""
+"""One router per resource: predict, taxonomy, models, retrain (and its jobs), health (with metrics)."""
 
-from service.api import health, models, predict, taxonomy
+from service.api import health, models, predict, retrain, taxonomy
 
-routers = [predict.router, taxonomy.router, models.router, health.router]
+routers = [predict.router, taxonomy.router, models.router, retrain.router, health.router]
 
 __all__ = ["routers"]
