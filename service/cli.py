@@ -28,6 +28,7 @@ app.add_typer(models_app, name="models")
 corpus_app = typer.Typer(help="Build and check the real-items corpus (datasets/real).", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 console = Console(stderr=True)
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -446,6 +447,10 @@ def serve(
             workers=workers,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            # uvicorn kills a worker that does not answer its supervisor's ping within this time, and a
+            # worker answers only once it has imported xinxi: 5 s (uvicorn's default) killed every worker
+            # again and again on a busy two-core machine, so that `--workers 2` never came up.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     finally:
         if private_metrics is not None:

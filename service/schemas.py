@@ -219,6 +219,7 @@ class ReadyOut(BaseModel):
     model_version: str | None
     model_state: str
     store: str
+    worker: int | None = Field(default=None, description="process id of the worker that answered (--workers N)")
 
 
 class DegradedOut(ReadyOut):
