@@ -38,7 +38,7 @@ def test_activate_rollback_and_the_audit_log_over_the_api(
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == second
         audit = client.get("/v1/models/audit").json()
         assert [(e["version"], e["previous"], e["who"], e["why"], e["action"]) for e in audit] == [
-            (model_dir.name, None, None, None, "activate"), (second, model_dir.name, WHO, "试用新版本", "activate")
+            (model_dir.name, None, None, None, "activate"), (second, model_dir.name, WHO, "试用新版本", "activate"),
         ]
         # Which model tagged an item at a time: the one activated last before it.
         assert client.get("/v1/models/at", params={"time": audit[0]["at"]}).json()["version"] == model_dir.name
