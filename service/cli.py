@@ -528,7 +528,8 @@ def models_list() -> None:
         cv = manifest.get("metrics", {}).get("cross_validation", {})
         store = (manifest.get("training_data") or {}).get("store") or {}
         evaluation = manifest.get("evaluation") or {}
-        gate = "-" if not evaluation else "forced" if evaluation.get("forced") else "passed"
+        gate = ("-" if not evaluation else "forced" if evaluation.get("forced")
+                else "passed" if evaluation.get("against") else "first")
         table.add_row(
             manifest["version"], manifest.get("created_at", "?"), str(manifest["training_data"]["items"]),
             f"{cv.get('topics', {}).get('macro_f1', float('nan')):.3f}",

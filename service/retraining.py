@@ -359,8 +359,10 @@ class Retrainer:
             self.jobs.update(job, state="done", outcome="kept", stage="done", progress=1.0, finished_at=_now(),
                              report=report)
             return
-        from service.active_model import load_version
+        from service.active_model import load_and_warm
 
+        # Loaded and tried where it was written: a candidate that cannot predict never reaches the registry.
+        predictor = load_and_warm(Path(report["candidate_dir"]))
         directory = self.registry.import_version(Path(report["candidate_dir"]))
         version = directory.name
         shutil.rmtree(folder / "staging", ignore_errors=True)
@@ -375,7 +377,6 @@ class Retrainer:
         why = job["reason"] or (
             f"retrain job {job['id']}: passed the promotion gate against {spec['active']}" if spec["active"]
             else f"retrain job {job['id']}: first model")
-        predictor = load_version(self.registry, version)
         action = "force" if forced else "retrain"
         if self.install is not None:
             self.install(predictor, version, job["who"], why, action)

@@ -79,7 +79,7 @@ def test_xinxi_models_diff_at_and_rollback(
     private_data_dir: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.conftest import small_items, write_jsonl
-    from tests.service.test_retrain import FakeStore, records_of
+    from tests.service.test_retrain_jobs import FakeStore, records_of
     from training import HOLDOUT_DATA, load_items
     from training.trainer import train_version
 
