@@ -522,8 +522,9 @@ def models_list() -> None:
     reg = registry()
     active = reg.active_id()
     table = Table(title=f"models in {reg.models}")
-    for column in ("version", "created", "items", "macro F1", "kind acc.", "store ≤", "gate", "active"):
-        table.add_column(column)
+    # The version id is its creation time (UTC), so there is no separate column for it.
+    for column in ("version", "items", "macro F1", "kind acc.", "store ≤", "gate", "active"):
+        table.add_column(column, no_wrap=column in ("version", "gate"))
     for manifest in reg.versions():
         cv = manifest.get("metrics", {}).get("cross_validation", {})
         store = (manifest.get("training_data") or {}).get("store") or {}
@@ -531,7 +532,7 @@ def models_list() -> None:
         gate = ("-" if not evaluation else "forced" if evaluation.get("forced")
                 else "passed" if evaluation.get("against") else "first")
         table.add_row(
-            manifest["version"], manifest.get("created_at", "?"), str(manifest["training_data"]["items"]),
+            manifest["version"], str(manifest["training_data"]["items"]),
             f"{cv.get('topics', {}).get('macro_f1', float('nan')):.3f}",
             f"{cv['kind']['accuracy']:.3f}" if "kind" in cv else "-",
             str(store.get("up_to_change", "-")), gate,

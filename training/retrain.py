@@ -130,6 +130,7 @@ def retrain(
     fit_options: Mapping[str, Any] | None = None,
     stage: Stage = _silent,
     corpus_info: Mapping[str, Any] | None = None,
+    up_to_change: int | None = None,
 ) -> dict[str, Any]:
     """Train a candidate, judge it against the active model, and save it into ``out`` if it is to be promoted.
 
@@ -153,6 +154,11 @@ def retrain(
         Passed to :func:`training.fit_model` (``seed``, ``folds`` ...).
     stage : callable
         ``stage(name, share_done)``, called as the work moves on.
+    corpus_info : mapping, optional
+        What identifies the corpus (files, SHA-256), recorded in the manifest.
+    up_to_change : int, optional
+        The store's last change id when ``records`` were read (the new model's
+        watermark); by default the highest change id among the records.
 
     Returns
     -------
@@ -169,7 +175,7 @@ def retrain(
     unseen = [item for item in usable if int(item.extra["change_id"]) > watermark]
     seen = [item for item in usable if int(item.extra["change_id"]) <= watermark]
     unseen_hashes = {item_hash(item) for item in unseen}
-    last_change = max([int(item.extra["change_id"]) for item in stored] + [watermark, 0])
+    last_change = max([int(item.extra["change_id"]) for item in stored] + [watermark, up_to_change or 0])
     gate_items, _ = merge(corpus, seen, holdout_hashes | unseen_hashes)
     final_items, replaced = merge(corpus, usable, holdout_hashes)
 
@@ -337,7 +343,7 @@ def run_retrain_job(spec_path: str) -> None:
             active_dir=Path(spec["active_dir"]) if spec.get("active_dir") else None,
             watermark=int(spec.get("watermark") or 0), gate=Gate(**spec.get("gate", {})),
             force=bool(spec.get("force")), fit_options=spec.get("fit_options"), stage=stage,
-            corpus_info=corpus_fingerprint(corpus, paths),
+            corpus_info=corpus_fingerprint(corpus, paths), up_to_change=spec.get("store_last_change"),
         )
     except Exception as exc:  # noqa: BLE001 - reported to the job, whatever it is
         write_json(folder / "report.json", {"error": describe_error(exc)})
