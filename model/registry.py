@@ -30,7 +30,6 @@ from model.errors import ArtifactError, ModelNotFoundError
 
 ACTIVE_FILE = "ACTIVE"
 AUDIT_FILE = "AUDIT.jsonl"
-_LOCK_FILE = ".registry.lock"
 
 
 def parse_time(value: str | datetime) -> datetime:
@@ -132,8 +131,9 @@ class ModelRegistry:
             )
 
     def _locked(self) -> Any:
-        """An exclusive lock of the registry, so that pointer and audit log change together."""
-        return _FileLock(self.models / _LOCK_FILE)
+        """An exclusive lock of the registry (its folder), so that pointer and audit log change together."""
+        self.models.mkdir(parents=True, exist_ok=True)
+        return _DirectoryLock(self.models)
 
     def _append_audit(self, entry: dict[str, Any]) -> None:
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
@@ -222,18 +222,18 @@ class ModelRegistry:
         return doomed
 
 
-class _FileLock:
-    """``with``: an exclusive ``flock`` on a file, released on exit (or when the process dies)."""
+class _DirectoryLock:
+    """``with``: an exclusive ``flock`` on a directory, released on exit (or when the process dies)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle: Any = None
+        self._descriptor = -1
 
-    def __enter__(self) -> _FileLock:
-        self._handle = self.path.open("a")
-        fcntl.flock(self._handle, fcntl.LOCK_EX)
+    def __enter__(self) -> _DirectoryLock:
+        self._descriptor = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._handle, fcntl.LOCK_UN)
-        self._handle.close()
+        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        os.close(self._descriptor)

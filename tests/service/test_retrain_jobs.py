@@ -112,7 +112,7 @@ def registry_state(root: Path) -> dict[str, Any]:
     return {
         "active": (models / "ACTIVE").read_text(),
         "audit": (models / "AUDIT.jsonl").read_bytes() if (models / "AUDIT.jsonl").exists() else b"",
-        "entries": sorted(p.name for p in models.iterdir() if p.name != ".registry.lock"),
+        "entries": sorted(p.name for p in models.iterdir()),
         "versions": [m["version"] for m in ModelRegistry(root).versions()],
     }
 

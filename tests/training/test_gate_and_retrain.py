@@ -96,29 +96,6 @@ def test_without_an_active_model_the_candidate_is_saved_with_what_it_saw(
     assert Predictor.load(report["candidate_dir"]).predict_one("某县召开防汛工作会议").model_version == report["version"]
 
 
-def test_a_candidate_worse_on_the_holdout_is_refused_unless_forced(
-    tmp_path: Path, small_corpus: list[Item], holdout: list[Item], model_dir: Path
-) -> None:
-    active_dir = model_dir
-    weak = small_corpus[::2]  # 50 items: clearly worse than the active model's 300
-    options = {**FIT, "min_examples": 3}
-    refused = retrain(weak, [], holdout, out=tmp_path / "job1", active_dir=active_dir, watermark=0,
-                      fit_options=options)
-    assert refused["promote"] is False and "version" not in refused
-    assert refused["reasons"] and refused["reasons"][0].startswith("holdout: macro F1")
-    assert "labels that fell" in refused["reasons"][0]
-    holdout_verdict = refused["sets"][0]
-    assert holdout_verdict["set"] == "holdout" and set(holdout_verdict["per_label"]) == set(
-        Predictor.load(active_dir).topic_labels)
-    assert not (tmp_path / "job1" / "models").exists()  # nothing saved
-    forced = retrain(weak, [], holdout, out=tmp_path / "job2", active_dir=active_dir, watermark=0,
-                     fit_options=options, force=True)
-    assert forced["promote"] is True and forced["passed"] is False
-    manifest = json.loads((Path(forced["candidate_dir"]) / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["evaluation"]["forced"] is True and manifest["evaluation"]["against"] == active_dir.name
-    assert manifest["evaluation"]["reasons"] == refused["reasons"]
-
-
 def test_stored_items_the_active_model_saw_are_trained_on_and_only_the_new_ones_are_judged_on(
     tmp_path: Path, small_corpus: list[Item], holdout: list[Item], model_dir: Path
 ) -> None:
