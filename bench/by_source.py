@@ -32,6 +32,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "less-regularised-C1": {"topics": {"C": 1.0}, "kind": {"C": 1.0}},
     "words-only": {"features": {"use_chars": False}},
     "thresholds-by-source+C1": {"data": {"threshold_split": "source"}, "topics": {"C": 1.0}, "kind": {"C": 1.0}},
+    # The held-out collection's text (never its labels) seen at training time, as an office's archive would be.
+    "idf-on-unlabelled": {"unlabelled": {"idf": True}},
+    "self-training": {"unlabelled": {"self_training": 3.0}},
+    "idf+self-training": {"unlabelled": {"idf": True, "self_training": 3.0}},
 }
 
 

@@ -20,14 +20,15 @@ from model import ModelRegistry
 from service.active_model import ActiveModel
 from service.api import batch, routers
 from service.batcher import PredictionBatcher
-from service.errors import install_error_handlers
+from service.errors import StoreUnavailableError, install_error_handlers
 from service.jobs import JobRunner, JobStore
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
 from service.retraining import Retrainer, RetrainScheduler
+from service.review import ReviewQueue
 from service.security import install_security
 from service.settings import Settings, get_settings
-from service.store import Store
+from service.store import open_store
 
 log = logging.getLogger("xinxi.service")
 
@@ -53,18 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.api_keys:
             # Otherwise the first sign is a 401 on PUT /v1/models/active or a batch upload.
             log.warning(
-                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch, /v1/retrain)"
-                " answers 401 until XINXI_API_KEYS is set"
+                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch, /v1/items,"
+                " /v1/retrain) answers 401 until XINXI_API_KEYS is set"
             )
-        store = Store(settings.resolved_database_url)
+        store = open_store(settings)
         try:
-            store.create_tables()
-        except Exception as exc:  # noqa: BLE001 - /readyz reports it; prediction still works
-            log.error(
-                "the store at %s is not usable: %s",
-                store.engine.url.render_as_string(hide_password=True),
-                exc,
-            )
+            store.migrate()  # Alembic upgrade to head; an existing database is upgraded in place
+        except StoreUnavailableError:
+            # Logged by the store. Prediction works without it; writes answer 503 store_unavailable,
+            # /readyz says so, and the next write migrates once the database answers again.
+            pass
         active = ActiveModel(ModelRegistry(settings.data_dir), settings.model_poll_seconds, metrics)
         batcher = PredictionBatcher(active)
         jobs = JobStore(settings.data_dir / "jobs")
@@ -77,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retrainer = Retrainer(settings, store, active.registry, install=active.install)
         app.state.retrainer = retrainer
         scheduler = RetrainScheduler(retrainer, settings.retrain_interval_hours)
+        app.state.review = ReviewQueue(settings.review_candidates)
         active.start()
         batcher.start()
         job_runner.start()  # queues again the jobs a previous run left unfinished

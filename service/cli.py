@@ -423,6 +423,82 @@ def _predict_file(
         fail(str(exc), code=130)
 
 
+def open_migrated_store() -> Any:
+    """The settings' store, upgraded to the newest migration (every command that uses the store calls this)."""
+    from service.store import open_store
+
+    store = open_store(get_settings())
+    store.migrate()
+    return store
+
+
+@app.command()
+def adopt(
+    file: Annotated[Path, typer.Argument(help="CSV/TSV, XLSX, JSONL or Parquet file of items, as for xinxi train")],
+    level: Annotated[
+        str | None,
+        typer.Option(help="adopted level of rows whose file gives none: none, county, city, province (县级/市级/省级)"),
+    ] = None,
+    recorded_by: Annotated[str | None, typer.Option(help="who records the items (kept in their history)")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write the row-by-row report (row, status, item id, reason) to this CSV")
+    ] = None,
+) -> None:
+    """Record the items of a file in the store: adopted items (采用) and labels for retraining.
+
+    Rows that cannot be recorded are listed with their row number and reason; the
+    others are stored. Running it again on the same file adds nothing twice. Exits
+    1 when any row was rejected.
+    """
+    from service.store.importer import import_file
+
+    with errors_to_messages():
+        if level is not None:
+            from service.store import RejectedItem
+            from service.store.records import parse_level
+
+            try:
+                parse_level(level)
+            except RejectedItem as exc:
+                fail(f"--level: {exc}")
+        store = open_migrated_store()
+        try:
+            with progress_bar(f"recording {file.name}") as update:
+                result = import_file(store, file, level=level, recorded_by=recorded_by, progress=update)
+        finally:
+            store.close()
+        for row in result.rows:
+            if row.status == "rejected":
+                where = f"row {row.row}" if row.row is not None else "file"
+                console.print(f"rejected {where}: {row.reason}", highlight=False, soft_wrap=True)
+        if report is not None:
+            result.write_csv(report)
+            console.print(f"row-by-row report written to {report}")
+        print(result.summary())
+        if result.counts["rejected"]:
+            raise typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the store's database to the newest schema (the service and xinxi adopt also do it on start)."""
+    from service.store import open_store
+    from service.store.database import head_revision
+
+    with errors_to_messages():
+        store = open_store(get_settings())
+        try:
+            before = store.revision()
+            store.migrate()
+            after = store.revision()
+        finally:
+            store.close()
+        if before == after:
+            print(f"{store.display_url}: already at revision {after} (head {head_revision()})")
+        else:
+            print(f"{store.display_url}: upgraded from revision {before or '(none)'} to {after}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (XINXI_HOST)")] = None,
@@ -435,6 +511,16 @@ def serve(
     settings = get_settings()
     with errors_to_messages():
         load_predictor(None)
+    from service.store import open_store
+
+    store = open_store(settings)
+    try:
+        store.migrate()
+    except ServiceError:
+        console.print(f"[yellow]warning:[/] the store at {store.display_url} does not answer: recording answers 503 "
+                      "until it does; prediction works", highlight=False)
+    finally:
+        store.close()
     workers = workers or settings.workers
     private_metrics = _share_metrics_between_workers(settings.data_dir) if workers > 1 else None
     console.print(f"Editor page: http://{host or settings.host}:{port or settings.port}/")

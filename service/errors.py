@@ -116,6 +116,16 @@ class ModelNotLoadedError(ServiceError):
     fixed_headers = {"Retry-After": "5"}
 
 
+class StoreUnavailableError(ServiceError):
+    """The database does not answer: recording and reading items fail, prediction goes on."""
+
+    status = 503
+    code = "store_unavailable"
+    message_zh = "数据库暂不可用，条目未保存，请稍后重试；预测功能不受影响"
+    message_en = "the database is not reachable; nothing was stored, retry later (prediction still works)"
+    fixed_headers = {"Retry-After": "10"}
+
+
 class NotReadyError(ServiceError):
     status = 503
     code = "not_ready"

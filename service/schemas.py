@@ -261,3 +261,164 @@ class ErrorOut(BaseModel):
 def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: each status it gives, with the error body and when."""
     return {status: {"model": ErrorOut, "description": text} for status, text in descriptions.items()}
+
+
+# -- The store: recorded items, corrections, the review queue ----------------------------------
+
+EXAMPLE_RECORD: dict[str, Any] = {
+    **EXAMPLE_ITEM,
+    "topics": ["investment"],
+    "kind": "analysis",
+    "adopted_level": "city",
+    "unit": "青溪县商务局",
+    "date": "2024-03-12",
+}
+
+
+class RecordIn(BaseModel):
+    """An item to record. Omitted fields keep what the stored item had; topics/kind null mean "not labelled"."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RECORD]})
+
+    id: Annotated[str, Field(max_length=200, strict=True)] | Annotated[int, Field(strict=True)] | None = Field(
+        default=None, description="the caller's own id, kept with the item"
+    )
+    title: str | None = Field(default=None, max_length=2000, description="标题")
+    text: str = Field(max_length=200_000, description="正文 (an empty text is rejected, with the reason)")
+    topics: list[Annotated[str, Field(max_length=50)]] | None = Field(
+        default=None, max_length=20, description="topic names or Chinese names; [] for none, null for not labelled"
+    )
+    kind: str | None = Field(default=None, max_length=20, description="news/动态类 or analysis/综合类")
+    adopted_level: str | None = Field(
+        default=None, max_length=200,
+        description="none, county, city, province (无/县级/市级/省级), or a text naming one (kept as written)",
+    )
+    unit: str | None = Field(default=None, max_length=200, description="报送单位")
+    date: str | None = Field(default=None, max_length=40, description="date of the item, 2024-03-12")
+    recorded_by: str | None = Field(default=None, max_length=200, description="who records it")
+
+
+class RecordResultOut(BaseModel):
+    index: int = Field(description="position in the request, from 0")
+    status: str = Field(description="added, updated, unchanged or rejected")
+    id: int | None = Field(description="the stored item's id")
+    change_id: int | None = Field(description="the item's latest change")
+    reason: str | None = Field(description="why it was rejected")
+
+
+class RecordResponse(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    rejected: int
+    results: list[RecordResultOut]
+
+
+class StoredItemOut(BaseModel):
+    id: int
+    content_hash: str
+    external_id: str | None
+    title: str | None
+    text: str
+    topics: list[str] | None = Field(description="null: not labelled")
+    kind: str | None = Field(description="null: not labelled")
+    adopted_level: str | None = Field(description="none, county, city, province; null: not stated")
+    adopted_level_text: str | None = Field(description="the level as written, when it was free text")
+    unit: str | None
+    date: Any = Field(description="YYYY-MM-DD")
+    recorded_by: str | None
+    recorded_at: Any
+    updated_at: Any
+    origin: str = Field(description="page, api or import")
+    last_change_id: int | None
+
+
+class ItemPageOut(BaseModel):
+    total: int = Field(description="items matching the filters")
+    limit: int
+    offset: int
+    items: list[StoredItemOut]
+
+
+class ChangeOut(BaseModel):
+    id: int
+    action: str = Field(description="insert, update, correction or migrate")
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    changed_by: str | None
+    changed_at: Any
+    origin: str
+
+
+class CorrectionOut(BaseModel):
+    id: int
+    item_id: int
+    change_id: int
+    topics: list[str]
+    kind: str
+    predicted_topics: list[str] | None
+    predicted_kind: str | None
+    probabilities: dict[str, float] | None
+    model_version: str | None
+    corrected_by: str | None
+    corrected_at: Any
+
+
+class ItemDetailOut(StoredItemOut):
+    history: list[ChangeOut]
+    corrections: list[CorrectionOut]
+
+
+class CorrectionIn(BaseModel):
+    """An editor's labels for a stored item, and (optionally) the prediction they correct.
+
+    Without ``model_version``, the active model's prediction for the item is stored with the correction.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"topics": ["investment", "industry"], "kind": "analysis"}]}
+    )
+
+    topics: list[Annotated[str, Field(max_length=50)]] = Field(max_length=20, description="[] for none")
+    kind: str = Field(max_length=20)
+    predicted_topics: list[Annotated[str, Field(max_length=50)]] | None = Field(default=None, max_length=20)
+    predicted_kind: str | None = Field(default=None, max_length=20)
+    probabilities: dict[Annotated[str, Field(max_length=50)], float] | None = Field(
+        default=None, max_length=20, description="topic label (and 'analysis') to probability, as shown"
+    )
+    model_version: str | None = Field(default=None, max_length=200)
+    corrected_by: str | None = Field(default=None, max_length=200)
+
+
+class ReviewTopicOut(BaseModel):
+    label: str
+    name: str
+    probability: float
+    selected: bool
+
+
+class ReviewKindOut(BaseModel):
+    label: str
+    name: str
+    analysis_probability: float
+
+
+class ReviewEntryOut(BaseModel):
+    source: str = Field(description="item (recorded, not labelled) or prediction (scored on the page)")
+    item_id: int | None
+    prediction_id: int | None
+    content_hash: str
+    title: str
+    text: str
+    unit: str | None
+    adopted_level: str | None
+    at: Any = Field(description="when it was recorded or scored")
+    priority: float = Field(description="model.uncertainty.review_priority: higher is less certain, (0, 1]")
+    topics: list[ReviewTopicOut]
+    kind: ReviewKindOut | None
+    model_version: str
+
+
+class ReviewOut(BaseModel):
+    model_version: str
+    items: list[ReviewEntryOut]

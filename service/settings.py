@@ -59,6 +59,15 @@ class Settings(BaseSettings):
         default=0.0, ge=0.0, description="retrain every so many hours (one worker does it); 0 is never"
     )
     model_keep: int = Field(default=10, ge=2, description="model versions kept; the active and previous always")
+    keep_predictions: int = Field(
+        default=5000, ge=0, description="recently scored items (editor page) kept for the review queue"
+    )
+    store_busy_seconds: float = Field(
+        default=30.0, gt=0, description="how long a SQLite writer waits for another one before giving up"
+    )
+    review_candidates: int = Field(
+        default=1000, ge=10, le=100_000, description="newest unlabelled items and scored items the review queue ranks"
+    )
     log_level: str = "info"
     access_log: bool = Field(default=True, description="one uvicorn log line per request")
 

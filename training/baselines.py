@@ -37,6 +37,7 @@ from model.features import structure_counts
 from model.labels import KIND_NAMES, POSITIVE_KIND, TOPICS
 from model.predictor import Prediction, Predictor
 from model.text import user_dictionary, word_tokens
+from model.uncertainty import prediction_priority
 from training.data import Item
 from training.dataset import SEED_SOURCE, Dataset
 from training.errors import TrainingError
@@ -94,7 +95,11 @@ class XinxiMethod(Method):
     ) -> None:
         self.seed = seed
         self.inner_folds = inner_folds
-        self.params = params
+        params = dict(params or {})
+        # Evaluation-only options: what the model may see of the items it is not trained on
+        # (their text, never their labels), as an office's unlabelled archive would be seen.
+        self.unlabelled: dict[str, Any] = dict(params.pop("unlabelled", {}) or {})
+        self.params = params or None
         self.only_source = only_source
         if only_source is not None:
             self.name = f"xinxi-{only_source}-only"
@@ -112,10 +117,45 @@ class XinxiMethod(Method):
         if not data.has_kind:
             # The trainer trains the kind head only on complete kind labels; hide partial ones.
             items = [Item(id=it.id, text=it.text, title=it.title, topics=it.topics, row=it.row) for it in items]
+        rest = np.setdiff1d(np.arange(len(data)), train)
+        unlabelled = [data.documents[i] for i in rest] if self.unlabelled.get("idf") else []
         bundle, manifest = fit_model(
-            items, seed=self.seed, folds=self.inner_folds, labels=data.labels, params=self.params, min_examples=2
+            items, seed=self.seed, folds=self.inner_folds, labels=data.labels, params=self.params, min_examples=2,
+            unlabelled=unlabelled,
         )
         self.predictor_ = Predictor(bundle, manifest)
+        margin = self.unlabelled.get("self_training")
+        if margin and len(rest):
+            pseudo = self._pseudo_labelled(data, rest, float(margin))
+            if pseudo:
+                bundle, manifest = fit_model(
+                    items + pseudo, seed=self.seed, folds=self.inner_folds, labels=data.labels, params=self.params,
+                    min_examples=2, unlabelled=unlabelled,
+                )
+                self.predictor_ = Predictor(bundle, manifest)
+
+    def _pseudo_labelled(self, data: Dataset, rest: np.ndarray, margin: float) -> list[Item]:
+        """Items of ``rest`` the first model is sure of (every label ``margin`` log-odds from its cut), as it tags them.
+
+        Their source stays the held-out one, so thresholds chosen on held-out
+        sources never see their own pseudo-labels.
+        """
+        predictions = self.predictor_.predict_batched([data.items[i].as_input() for i in rest])
+        priority = prediction_priority(predictions, self.predictor_.thresholds)
+        sure = priority <= 1.0 / (1.0 + margin)
+        pseudo = []
+        for i, prediction, keep in zip(rest, predictions, sure, strict=True):
+            if not keep:
+                continue
+            item = data.items[i]
+            pseudo.append(
+                Item(
+                    id=f"pseudo-{item.id}", text=item.text, title=item.title, source=item.source, row=item.row,
+                    topics=[t.label for t in prediction.topics if t.selected],
+                    kind=prediction.kind.label if prediction.kind is not None and data.has_kind else None,
+                )
+            )
+        return pseudo
 
     def score(self, data: Dataset, test: np.ndarray) -> Scores:
         predictions = self.predictor_.predict_batched([data.items[i].as_input() for i in test])

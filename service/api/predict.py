@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
-from service.dependencies import BatcherDep, MetricsDep, SettingsDep
+from service.dependencies import BatcherDep, MetricsDep, SettingsDep, StoreDep
 from service.errors import TextTooLongError, TooManyItemsError
+from service.review import remember_scored
 from service.schemas import PredictionOut, PredictRequest, PredictResponse, error_responses
 from service.security import KeyFirstRoute, require_predict_key
 
@@ -31,7 +32,10 @@ ERRORS = error_responses(
     dependencies=[Depends(require_predict_key)],
     summary="预测主题与类型 / score items",
 )
-async def predict(body: PredictRequest, settings: SettingsDep, batcher: BatcherDep, metrics: MetricsDep) -> Any:
+async def predict(
+    body: PredictRequest, settings: SettingsDep, batcher: BatcherDep, metrics: MetricsDep,
+    request: Request, store: StoreDep, background: BackgroundTasks,
+) -> Any:
     """Topics with probabilities, 动态类/综合类 with the quality score 0-100, key terms and suggestions."""
     if len(body.items) > settings.max_items:
         raise TooManyItemsError(
@@ -50,6 +54,10 @@ async def predict(body: PredictRequest, settings: SettingsDep, batcher: BatcherD
     # thread hand-over under the GIL) and only batches over INLINE_CHARS on its own thread.
     predictions = await batcher.predict(items)
     metrics.observe_predictions(predictions)
+    if request.headers.get("x-xinxi-source", "").strip().lower() == "page" and settings.keep_predictions:
+        # The editor page's items go to the review queue, after the answer is sent; programs' calls
+        # are not kept (they score in bulk; POST /v1/items puts an item in the queue on purpose).
+        background.add_task(remember_scored, store, items, predictions)
     version = predictions[0].model_version if predictions else None
     # Read straight from the dataclasses (pydantic-core), ~10x cheaper than Prediction.to_dict's deep copy.
     results = [PredictionOut.model_validate(p, from_attributes=True) for p in predictions]

@@ -65,7 +65,8 @@ async function analyze(event) {
     $("text").focus();
     return;
   }
-  const headers = { "Content-Type": "application/json" };
+  // "page": the service keeps this scoring for the review queue (待审).
+  const headers = { "Content-Type": "application/json", "X-Xinxi-Source": "page" };
   const key = $("api-key").value.trim() || sessionStorage.getItem("xinxi-key");
   if (key) headers.Authorization = "Bearer " + key;
   const button = $("analyze-button");
@@ -91,6 +92,9 @@ async function analyze(event) {
     if (key) sessionStorage.setItem("xinxi-key", key);
     render(body.results[0], title, text);
     $("result-meta").textContent = "模型 " + body.model_version;
+    scored = { result: body.results[0], title, text, version: body.model_version };
+    $("correct-form").hidden = true;
+    $("record-status").hidden = true;
   } catch (networkError) {
     showMessage("无法连接分析服务，请检查网络或联系管理员。");
   } finally {
@@ -215,7 +219,7 @@ function appendMarked(parent, text, classes) {
 let batchJob = null;
 
 function authHeaders() {
-  const key = $("api-key").value.trim() || sessionStorage.getItem("xinxi-key");
+  const key = $("api-key").value.trim() || $("review-key").value.trim() || sessionStorage.getItem("xinxi-key");
   return key ? { Authorization: "Bearer " + key } : {};
 }
 
@@ -328,8 +332,248 @@ async function openReport() {
   }
 }
 
+// Recording: 采用 (adopted, with its level) and 更正 (the right topics and kind) of the scored item,
+// and the review queue (待审). All need the API key, as batch jobs do.
+const TOPIC_LABELS = [
+  ["industry", "产业发展"], ["investment", "招商引资"], ["rural", "农村发展"], ["hot_issue", "热点难点"],
+  ["emergency", "突发事件"],
+];
+const KIND_LABELS = [["news", "动态类"], ["analysis", "综合类"]];
+const LEVEL_NAMES = { county: "县级", city: "市级", province: "省级", none: "未采用" };
+let scored = null;
+
+function showStatus(element, text, done) {
+  element.textContent = text;
+  element.className = "record-status" + (done ? " done" : "");
+  element.hidden = false;
+}
+
+// POST JSON with the key; null (and the reason shown in ``status``) when it did not work.
+async function keyedPost(url, body, status, keyRow) {
+  const headers = { ...authHeaders(), "Content-Type": "application/json", "X-Xinxi-Source": "page" };
+  try {
+    const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+    const answer = await readJson(response);
+    if (response.status === 401) {
+      $(keyRow).hidden = false;
+      showStatus(status, "需要 API 密钥：请在“API 密钥”中填写后重试。");
+      return null;
+    }
+    if (!response.ok) {
+      showStatus(status, errorText(response.status, answer));
+      return null;
+    }
+    if (headers.Authorization) sessionStorage.setItem("xinxi-key", headers.Authorization.slice(7));
+    return answer;
+  } catch (networkError) {
+    showStatus(status, "无法连接分析服务，请检查网络或联系管理员。");
+    return null;
+  }
+}
+
+// Record title and text (with ``extra`` fields); the stored item's result, or null.
+async function recordItem(title, text, extra, status, keyRow) {
+  const answer = await keyedPost("/v1/items", { title: title || null, text, ...extra }, status, keyRow);
+  if (!answer) return null;
+  const result = answer.results[0];
+  if (result.status === "rejected") {
+    showStatus(status, "未能记录：" + result.reason);
+    return null;
+  }
+  return result;
+}
+
+function labelControls(topicsBox, kindBox, name, topics, kind) {
+  topicsBox.replaceChildren();
+  kindBox.replaceChildren();
+  for (const [label, title] of TOPIC_LABELS) {
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = label;
+    box.checked = topics.includes(label);
+    const wrap = document.createElement("label");
+    wrap.append(box, title);
+    topicsBox.append(wrap);
+  }
+  for (const [label, title] of KIND_LABELS) {
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = name;
+    radio.value = label;
+    radio.checked = label === kind;
+    const wrap = document.createElement("label");
+    wrap.append(radio, title);
+    kindBox.append(wrap);
+  }
+}
+
+function readLabels(topicsBox, kindBox) {
+  const topics = [...topicsBox.querySelectorAll("input:checked")].map((box) => box.value);
+  const kind = kindBox.querySelector("input:checked");
+  return { topics, kind: kind ? kind.value : null };
+}
+
+function predictedOf(result) {
+  const probabilities = {};
+  for (const topic of result.topics) probabilities[topic.label] = topic.probability;
+  if (result.kind) probabilities.analysis = result.kind.analysis_probability;
+  return {
+    predicted_topics: result.topics.filter((t) => t.selected).map((t) => t.label),
+    predicted_kind: result.kind ? result.kind.label : null,
+    probabilities,
+  };
+}
+
+function labelNames(topics, kind) {
+  const names = TOPIC_LABELS.filter(([label]) => topics.includes(label)).map(([, title]) => title);
+  const kindName = KIND_LABELS.find(([label]) => label === kind);
+  return "主题 " + (names.length ? names.join("、") : "无") + "，类型 " + (kindName ? kindName[1] : "");
+}
+
+async function adoptScored() {
+  if (!scored) return;
+  const level = $("adopt-level").value;
+  const result = await recordItem(scored.title, scored.text, { adopted_level: level }, $("record-status"), "key-row");
+  if (!result) return;
+  showStatus($("record-status"), (level === "none" ? "已记录（未采用）" : "已采用（" + LEVEL_NAMES[level] + "）") +
+    "，信息库编号 " + result.id, true);
+}
+
+function openCorrection() {
+  if (!scored) return;
+  const predicted = predictedOf(scored.result);
+  labelControls($("correct-topics"), $("correct-kind"), "correct-kind", predicted.predicted_topics,
+    predicted.predicted_kind);
+  $("correct-form").hidden = false;
+}
+
+async function saveCorrection(event) {
+  event.preventDefault();
+  if (!scored) return;
+  const labels = readLabels($("correct-topics"), $("correct-kind"));
+  if (!labels.kind) {
+    showStatus($("record-status"), "请选择类型（动态类或综合类）。");
+    return;
+  }
+  const status = $("record-status");
+  const item = await recordItem(scored.title, scored.text, {}, status, "key-row");
+  if (!item) return;
+  const correction = { ...labels, ...predictedOf(scored.result), model_version: scored.version };
+  const saved = await keyedPost("/v1/items/" + item.id + "/corrections", correction, status, "key-row");
+  if (!saved) return;
+  $("correct-form").hidden = true;
+  showStatus(status, "已更正：" + labelNames(saved.topics, saved.kind) + "（信息库编号 " + item.id + "）", true);
+}
+
+function showTab(name) {
+  const review = name === "review";
+  $("analyze-view").hidden = review;
+  $("review-view").hidden = !review;
+  $("tab-analyze").classList.toggle("active", !review);
+  $("tab-review").classList.toggle("active", review);
+  $("tab-analyze").setAttribute("aria-selected", String(!review));
+  $("tab-review").setAttribute("aria-selected", String(review));
+  if (review) loadReview();
+}
+
+async function loadReview() {
+  const status = $("review-status");
+  const list = $("review-list");
+  try {
+    const response = await fetch("/v1/review?limit=20", { headers: authHeaders() });
+    const body = await readJson(response);
+    if (response.status === 401) {
+      $("review-key-row").hidden = false;
+      showStatus(status, "待审队列需要 API 密钥：请填写后点击“刷新”。");
+      return;
+    }
+    if (!response.ok) {
+      showStatus(status, errorText(response.status, body));
+      return;
+    }
+    const headers = authHeaders();
+    if (headers.Authorization) sessionStorage.setItem("xinxi-key", headers.Authorization.slice(7));
+    list.replaceChildren();
+    for (const [index, entry] of body.items.entries()) list.append(reviewEntry(entry, index));
+    showStatus(status, body.items.length ? "共 " + body.items.length + " 条待审（模型 " + body.model_version + "）"
+      : "暂无待审条目。", true);
+  } catch (networkError) {
+    showStatus(status, "无法连接分析服务，请检查网络或联系管理员。");
+  }
+}
+
+function reviewEntry(entry, index) {
+  const li = document.createElement("li");
+  li.className = "review-entry";
+  li.dataset.hash = entry.content_hash;
+  const title = document.createElement("strong");
+  title.textContent = entry.title || "（无标题）";
+  const excerpt = document.createElement("p");
+  excerpt.className = "excerpt";
+  excerpt.textContent = entry.text.length > 160 ? entry.text.slice(0, 160) + "…" : entry.text;
+  const meta = document.createElement("p");
+  meta.className = "muted";
+  const selected = entry.topics.filter((t) => t.selected).map((t) => t.label);
+  meta.textContent = (entry.source === "item" ? "已记录未标注" : "最近分析") + " · 不确定度 " +
+    entry.priority.toFixed(2) + " · 模型判断：" + labelNames(selected, entry.kind ? entry.kind.label : null);
+  const form = document.createElement("form");
+  form.className = "label-form";
+  const topics = document.createElement("div");
+  topics.className = "label-topics";
+  const kinds = document.createElement("div");
+  kinds.className = "label-kind";
+  labelControls(topics, kinds, "review-kind-" + index, selected, entry.kind ? entry.kind.label : null);
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.className = "primary review-save";
+  save.textContent = "保存标注";
+  form.append(topics, kinds, save);
+  form.addEventListener("submit", (event) => saveReview(event, entry, li, topics, kinds));
+  li.append(title, excerpt, meta, form);
+  return li;
+}
+
+async function saveReview(event, entry, li, topics, kinds) {
+  event.preventDefault();
+  const status = $("review-status");
+  const labels = readLabels(topics, kinds);
+  if (!labels.kind) {
+    showStatus(status, "请选择类型（动态类或综合类）。");
+    return;
+  }
+  let id = entry.item_id;
+  if (id === null) {
+    const item = await recordItem(entry.title, entry.text, {}, status, "review-key-row");
+    if (!item) return;
+    id = item.id;
+  }
+  const probabilities = {};
+  for (const topic of entry.topics) probabilities[topic.label] = topic.probability;
+  if (entry.kind) probabilities.analysis = entry.kind.analysis_probability;
+  const correction = {
+    ...labels,
+    predicted_topics: entry.topics.filter((t) => t.selected).map((t) => t.label),
+    predicted_kind: entry.kind ? entry.kind.label : null,
+    probabilities,
+    model_version: entry.model_version,
+  };
+  const saved = await keyedPost("/v1/items/" + id + "/corrections", correction, status, "review-key-row");
+  if (!saved) return;
+  const done = document.createElement("span");
+  done.className = "labelled";
+  done.textContent = "已标注：" + labelNames(saved.topics, saved.kind);
+  li.querySelector("form").replaceWith(done);
+  showStatus(status, "已保存标注（信息库编号 " + id + "）", true);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("item-form").addEventListener("submit", analyze);
+  $("adopt-button").addEventListener("click", adoptScored);
+  $("correct-button").addEventListener("click", openCorrection);
+  $("correct-form").addEventListener("submit", saveCorrection);
+  $("tab-analyze").addEventListener("click", () => showTab("analyze"));
+  $("tab-review").addEventListener("click", () => showTab("review"));
+  $("review-refresh").addEventListener("click", loadReview);
   $("batch-form").addEventListener("submit", uploadBatch);
   $("batch-download").addEventListener("click", downloadBatch);
   $("batch-report").addEventListener("click", openReport);

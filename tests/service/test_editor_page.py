@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,87 @@ def test_uploading_a_small_csv_runs_a_batch_job_to_the_end(page, tmp_path: Path,
     assert "xinxi_quality_score" in header and len(rows) == 12
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "editor-page-batch.png"), full_page=True)
+
+
+def _stored(server: str, **params: str) -> dict:
+    """GET /v1/items with the key: what the store holds."""
+    query = urllib.parse.urlencode(params)
+    request = urllib.request.Request(f"{server}/v1/items?{query}", headers={"Authorization": f"Bearer {BATCH_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _item(server: str, item_id: int) -> dict:
+    request = urllib.request.Request(f"{server}/v1/items/{item_id}", headers={"Authorization": f"Bearer {BATCH_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_adopting_and_correcting_a_scored_item_records_it(page, server: str) -> None:
+    title = "浏览器测试：某县召开防汛工作会议"
+    page.fill("#title", title)
+    page.fill("#text", "6月3日，某县召开防汛工作会议，部署安全度汛各项工作，要求各乡镇落实值班值守制度。")
+    page.click("#analyze-button")
+    page.wait_for_selector("#record-panel", state="visible", timeout=15_000)
+    page.select_option("#adopt-level", "city")
+    page.click("#adopt-button")
+    if page.locator("#key-row").is_hidden():  # a key from an earlier test may be in the session already
+        page.wait_for_selector("#record-status.done", timeout=15_000)
+    else:
+        page.wait_for_function("document.querySelector('#record-status').textContent.includes('API 密钥')")
+        page.fill("#api-key", BATCH_KEY)
+        page.click("#adopt-button")
+        page.wait_for_selector("#record-status.done", timeout=15_000)
+    assert "已采用（市级）" in page.inner_text("#record-status")
+    [adopted] = [i for i in _stored(server, adopted="true")["items"] if i["title"] == title]
+    assert adopted["adopted_level"] == "city" and adopted["origin"] == "page" and adopted["topics"] is None
+
+    page.click("#correct-button")
+    page.wait_for_selector("#correct-form", state="visible")
+    for box in page.locator("#correct-topics input").all():
+        box.set_checked(box.get_attribute("value") in {"emergency", "hot_issue"})
+    page.check("#correct-kind input[value='news']")
+    page.click("#correct-save")
+    page.wait_for_function("document.querySelector('#record-status').textContent.startsWith('已更正')")
+    detail = _item(server, adopted["id"])
+    assert detail["topics"] == ["hot_issue", "emergency"] and detail["kind"] == "news"
+    assert detail["adopted_level"] == "city"  # the correction keeps the adoption
+    [correction] = detail["corrections"]
+    assert correction["model_version"] == page.inner_text("#result-meta").removeprefix("模型 ")
+    assert set(correction["probabilities"]) >= {"industry", "emergency", "analysis"}
+    assert [c["action"] for c in detail["history"]] == ["insert", "correction"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "editor-page-record.png"), full_page=True)
+
+
+def test_the_review_tab_lists_scored_items_and_labels_one(page, server: str) -> None:
+    text = "浏览器测试待审：某村发展特色种植，村集体经济收入增长三成，带动农户增收。"
+    page.fill("#text", text)
+    page.click("#analyze-button")
+    page.wait_for_selector("#result-body:not([hidden])", timeout=15_000)
+    page.click("#tab-review")
+    assert page.locator("#analyze-view").is_hidden()
+    if page.locator("#review-key-row").is_visible() or "API 密钥" in (page.text_content("#review-status") or ""):
+        page.fill("#review-key", BATCH_KEY)
+        page.click("#review-refresh")
+    # The page's scoring is kept after the answer is sent: refresh until it is listed (bounded).
+    entry = page.locator("#review-list li", has_text="浏览器测试待审")
+    for _ in range(20):
+        page.wait_for_selector("#review-status.done", timeout=15_000)
+        if entry.count():
+            break
+        page.click("#review-refresh")
+        page.wait_for_timeout(250)
+    assert entry.count() == 1
+    assert "最近分析" in entry.inner_text() and "不确定度" in entry.inner_text()
+    for box in entry.locator(".label-topics input").all():
+        box.set_checked(box.get_attribute("value") == "rural")
+    entry.locator(".label-kind input[value='analysis']").check()
+    entry.locator(".review-save").click()
+    entry.locator(".labelled").wait_for(timeout=15_000)
+    [stored] = [i for i in _stored(server, topic="rural")["items"] if i["text"] == text]
+    assert stored["kind"] == "analysis" and stored["origin"] == "page"
+    page.click("#review-refresh")
+    page.wait_for_selector("#review-status.done", timeout=15_000)
+    assert page.locator("#review-list li", has_text="浏览器测试待审").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "editor-page-review.png"), full_page=True)

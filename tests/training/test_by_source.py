@@ -168,3 +168,27 @@ def test_evaluate_by_source_from_the_command_line(corpus_dirs: tuple[Path, Path]
     assert "| alpha | 60 | xinxi |" in markdown.read_text(encoding="utf-8")
     refused = CliRunner().invoke(app, ["evaluate", "--data", str(seed), "--by-source"])
     assert refused.exit_code == 2 and "at least two sources" in refused.output
+
+
+def test_held_out_text_can_shape_the_model_without_its_labels(corpus_dirs: tuple[Path, Path]) -> None:
+    """The transductive variants: IDF on the held-out text, and self-training on its confident predictions."""
+    from training.baselines import XinxiMethod
+
+    data = load_dataset(list(corpus_dirs))
+    train = np.flatnonzero(np.asarray(data.sources) != "beta")
+    plain = XinxiMethod(inner_folds=2)
+    plain.fit(data, train)
+    seen = XinxiMethod(inner_folds=2, params={"unlabelled": {"idf": True}})
+    seen.fit(data, train)
+    # The held-out documents enter the vocabulary, never as labelled items.
+    assert seen.predictor_.manifest["training_data"]["unlabelled_documents"] == len(data) - len(train)
+    assert seen.predictor_.manifest["training_data"]["items"] == plain.predictor_.manifest["training_data"]["items"]
+
+    learner = XinxiMethod(inner_folds=2, params={"unlabelled": {"self_training": 1.0}})
+    learner.fit(data, train)
+    rest = np.setdiff1d(np.arange(len(data)), train)
+    pseudo = learner._pseudo_labelled(data, rest, 1.0)
+    assert pseudo and all(p.id.startswith("pseudo-") and p.source == "beta" for p in pseudo)
+    assert len(pseudo) < len(rest), "only the items the first model is sure of are pseudo-labelled"
+    trained_on = learner.predictor_.manifest["training_data"]["items"]
+    assert trained_on > len(train), "the second fit saw the pseudo-labelled items"
