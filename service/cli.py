@@ -714,7 +714,7 @@ def models_diff(
         predictors = [Predictor.load(reg.path(v)) for v in (first, second)]
         holdout_path = settings.retrain_holdout or training.HOLDOUT_DATA
         holdout = training.load_items(holdout_path, require_labels=True)[0] if Path(holdout_path).exists() else []
-        store = open_store()
+        store = open_migrated_store()
         try:
             records, _ = store_snapshot(store)
         finally:
@@ -745,13 +745,6 @@ def models_diff(
         print(json.dumps(report, ensure_ascii=False))
 
 
-def open_store() -> Any:
-    """The service's store, as the settings name it."""
-    from service.store import Store
-
-    return Store(get_settings().resolved_database_url)
-
-
 @app.command()
 def retrain(
     force: Annotated[bool, typer.Option("--force", help="promote even if the gate refuses (needs --reason)")] = False,
@@ -763,7 +756,7 @@ def retrain(
     with errors_to_messages():
         if force and not (reason or "").strip():
             fail("--force promotes a model the gate may refuse: give the reason with --reason")
-        store = open_store()
+        store = open_migrated_store()
         try:
             retrainer = Retrainer(get_settings(), store, registry())
             job, lock = retrainer.begin(trigger="cli", who=os_identity(), reason=reason, force=force)

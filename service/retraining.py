@@ -211,12 +211,8 @@ class RetrainJobs:
         return settled
 
 
-def store_snapshot(store: Any) -> tuple[list[dict[str, Any]], int]:
+def store_snapshot(store: TrainingItems) -> tuple[list[dict[str, Any]], int]:
     """The store's labelled items up to its last change, and that change id."""
-    if not hasattr(store, "training_items"):
-        # The store of this release records no editors' items yet: retrain on the corpus alone.
-        log.warning("the store keeps no labelled items yet; retraining on the corpus alone")
-        return [], 0
     last = int(store.last_change_id())
     return list(store.training_items(up_to_change=last)), last
 

@@ -78,8 +78,9 @@ def test_a_corrupted_model_file_is_refused_at_activation_and_the_old_version_kee
 def test_xinxi_models_diff_at_and_rollback(
     private_data_dir: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from service.store import Store
     from tests.conftest import small_items, write_jsonl
-    from tests.service.test_retrain_jobs import FakeStore, records_of
+    from tests.service.test_retrain_jobs import record
     from training import HOLDOUT_DATA, load_items
     from training.trainer import train_version
 
@@ -88,10 +89,12 @@ def test_xinxi_models_diff_at_and_rollback(
     holdout = write_jsonl(load_items(HOLDOUT_DATA, require_labels=True)[0][::6], tmp_path / "holdout.jsonl")
     monkeypatch.setenv("XINXI_DATA_DIR", str(private_data_dir))
     monkeypatch.setenv("XINXI_RETRAIN_HOLDOUT", str(holdout))
+    monkeypatch.setenv("XINXI_DATABASE_URL", f"sqlite:///{tmp_path / 'diff.db'}")
     get_settings.cache_clear()
-    stored = FakeStore(records_of(small_items()[1::3][:30]))
-    monkeypatch.setattr(cli, "open_store", lambda: stored)
-    stored.close = lambda: None  # type: ignore[attr-defined]
+    store = Store(f"sqlite:///{tmp_path / 'diff.db'}")
+    store.migrate()
+    record(store, small_items()[1::3][:30])
+    store.close()
     runner = CliRunner()
 
     diff = runner.invoke(cli.app, ["models", "diff", model_dir.name, second])

@@ -1,8 +1,7 @@
 """Retraining through the API and the command line: the gate, one job at a time, and kill -9 at any stage.
 
-The store of branch ``store`` (``training_items``, ``last_change_id``) is not
-on main yet: :class:`FakeStore` implements exactly those two methods over
-plain dicts, and the app's real SQLite store is checked to be intact.
+Editors' items are recorded in the real store (SQLite, through ``POST /v1/items``
+or ``Store.record_items``), which retraining reads with ``training_items``.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model import ModelRegistry
-from model.text import content_hash
 from service.app import create_app
 from service.retraining import RetrainJobs, RetrainScheduler
+from service.store import Store
 from tests.conftest import small_items, write_jsonl
 from tests.service.conftest import SAMPLE_ITEM, make_settings, started
 from tests.service.test_api import assert_error
@@ -40,27 +39,15 @@ ROTATE = {"industry": "investment", "investment": "rural", "rural": "hot_issue",
           "emergency": "industry"}
 
 
-class FakeStore:
-    """The two methods retraining uses of the store, over a list of records."""
-
-    def __init__(self, records: list[dict[str, Any]]) -> None:
-        self.records = records
-
-    def training_items(self, after_change: int | None = None, up_to_change: int | None = None) -> list[dict]:
-        return [dict(r) for r in self.records if (after_change is None or r["change_id"] > after_change)
-                and (up_to_change is None or r["change_id"] <= up_to_change)]
-
-    def last_change_id(self) -> int:
-        return max((r["change_id"] for r in self.records), default=0)
+def recordable(items: list[Item]) -> list[dict[str, Any]]:
+    """Items as an editor records them (``POST /v1/items``)."""
+    return [{"title": item.title, "text": item.text, "topics": list(item.topics or []), "kind": item.kind,
+             "unit": "青溪县", "adopted_level": "city"} for item in items]
 
 
-def records_of(items: list[Item]) -> list[dict[str, Any]]:
-    return [
-        {"id": n, "content_hash": content_hash(item.title, item.text), "title": item.title, "text": item.text,
-         "topics": list(item.topics or []), "kind": item.kind, "unit": "青溪县", "adopted_level": "city",
-         "recorded_at": f"2026-03-0{n}T09:00:00+00:00", "change_id": n}
-        for n, item in enumerate(items, 1)
-    ]
+def record(store: Store, items: list[Item]) -> None:
+    results = store.record_items(recordable(items), origin="import")
+    assert {r["status"] for r in results} == {"added"}, results
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +108,9 @@ def test_a_retrain_over_the_api_runs_one_at_a_time_and_promotes_with_what_it_saw
     open_app: Any, private_data_dir: Path, model_dir: Path
 ) -> None:
     client = open_app(**LOOSE)
-    store = FakeStore(records_of(small_items()[1::3][:6]))
-    client.app.state.retrainer.store = store  # type: ignore[attr-defined]
+    recorded = client.post("/v1/items", headers=AUTH, json=recordable(small_items()[1::3][:6]))
+    assert recorded.status_code == 200 and recorded.json()["added"] == 6, recorded.text
+    store = client.app.state.store  # type: ignore[attr-defined]
     assert_error(client.post("/v1/retrain"), 401, "unauthorized")
     response = client.post("/v1/retrain", headers=AUTH, json={"reason": "三月采用信息"})
     assert response.status_code == 202, response.text
@@ -145,10 +133,10 @@ def test_a_retrain_over_the_api_runs_one_at_a_time_and_promotes_with_what_it_saw
     assert (entry["version"], entry["previous"], entry["who"], entry["action"], entry["why"]) == (
         version, model_dir.name, fingerprint, "retrain", "三月采用信息")
     shown = client.get(f"/v1/models/{version}").json()
-    assert shown["training_data"]["store"]["up_to_change"] == 6
+    assert shown["training_data"]["store"]["up_to_change"] == store.last_change_id() > 0
     assert shown["evaluation"]["against"] == model_dir.name and shown["evaluation"]["passed"] is True
     listed = {m["version"]: m for m in client.get("/v1/models").json()}
-    assert listed[version]["store_up_to_change"] == 6 and listed[version]["active"] is True
+    assert listed[version]["store_up_to_change"] == store.last_change_id() and listed[version]["active"] is True
     assert not (private_data_dir / "retrain" / job["id"] / "staging").exists()
 
 
@@ -181,11 +169,10 @@ def test_kill_9_of_the_retrain_process_changes_nothing(
 ) -> None:
     client = open_app(**LOOSE)  # the candidate passes: every stage up to the commit is reached
     monkeypatch.setenv(PAUSE_HOOK, stage)
-    client.app.state.retrainer.store = FakeStore(records_of(small_items()[1::3][:4]))  # type: ignore[attr-defined]
     database = tmp_path / "xinxi.db"
     store = client.app.state.store  # type: ignore[attr-defined]
-    store.save_item({"id": "kept-1", "text": "某县召开防汛工作会议。", "topics": ["emergency"], "kind": "news"})
-    rows_before = store.list_items()
+    record(store, small_items()[1::3][:4])
+    rows_before = (store.training_items(), store.list_items(limit=100), store.last_change_id())
     before = registry_state(private_data_dir)
     job = client.post("/v1/retrain", headers=AUTH).json()
     folder = private_data_dir / "retrain" / job["id"]
@@ -202,7 +189,7 @@ def test_kill_9_of_the_retrain_process_changes_nothing(
     assert registry_state(private_data_dir) == before
     assert not (folder / "staging").exists()
     assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()["model_version"] == model_dir.name
-    assert store.list_items() == rows_before
+    assert (store.training_items(), store.list_items(limit=100), store.last_change_id()) == rows_before
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     # The lock went with the job: another retrain may start.
@@ -219,6 +206,9 @@ def test_kill_9_of_xinxi_retrain_then_the_next_retrain_works(
         "XINXI_RETRAIN_FOLDS": "2", "XINXI_RETRAIN_MAX_MACRO_F1_DROP": "1", "XINXI_RETRAIN_MAX_KIND_ACCURACY_DROP": "1",
     }
     command = [sys.executable, "-m", "service.cli", "retrain"]
+    store = Store(env["XINXI_DATABASE_URL"])
+    store.migrate()
+    record(store, small_items()[1::3][:3])
     before = registry_state(private_data_dir)
     cli = subprocess.Popen(command, env={**env, PAUSE_HOOK: "saving"}, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
@@ -240,6 +230,12 @@ def test_kill_9_of_xinxi_retrain_then_the_next_retrain_works(
     assert second["outcome"] == "promoted" and second["who"].startswith("os-user:")
     assert ModelRegistry(private_data_dir).active_id() == second["version"] != model_dir.name
     assert f"{second['version']} is now active" in done.stderr.replace("\n", "")
+    manifest = ModelRegistry(private_data_dir).versions()[-1]
+    assert manifest["training_data"]["store"] == {
+        "up_to_change": store.last_change_id(), "up_to_time": manifest["training_data"]["store"]["up_to_time"],
+        "items": 3, "replaced_corpus_items": 0}
+    assert manifest["training_data"]["store"]["up_to_time"] is not None
+    store.close()
 
 
 def test_only_one_worker_schedules_periodic_retrains(private_data_dir: Path, tmp_path: Path) -> None:
@@ -249,7 +245,8 @@ def test_only_one_worker_schedules_periodic_retrains(private_data_dir: Path, tmp
     jobs = RetrainJobs(private_data_dir / "retrain")
     recent = jobs.create(trigger="cli", who="os-user:test", reason=None, force=False)
     jobs.update(recent, state="done", outcome="kept")
-    workers = [RetrainScheduler(Retrainer(settings, FakeStore([]), ModelRegistry(private_data_dir)), 1.0,
+    store = Store(settings.resolved_database_url)  # never read: no retrain is due
+    workers = [RetrainScheduler(Retrainer(settings, store, ModelRegistry(private_data_dir)), 1.0,
                                 check_seconds=0.05) for _ in range(2)]
     for worker in workers:
         worker.start()
