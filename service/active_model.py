@@ -161,22 +161,28 @@ class ActiveModel:
             return (0, 0)
         return (status.st_ino, status.st_mtime_ns)
 
-    def install(self, predictor: Predictor, version: str) -> None:
+    def install(
+        self, predictor: Predictor, version: str, who: str | None = None, why: str | None = None,
+        action: str = "activate",
+    ) -> None:
         """Make ``version`` active in the registry and serve ``predictor`` (loaded and warmed) from now on.
 
-        For an explicit activation. Pointer and model change under the poller's
+        For an explicit activation; ``who``, ``why`` and ``action`` go into the
+        registry's audit log. Pointer and model change under the poller's
         lock, so the poller never loads the same version a second time; an
         earlier failure of ``version`` is forgotten.
         """
         with self._lock:
             started = time.perf_counter()
-            self.registry.activate(version)
+            self.registry.activate(version, who=who, why=why, action=action)
             self._install(predictor, version, started)
 
-    def activate(self, version: str) -> Predictor:
+    def activate(
+        self, version: str, who: str | None = None, why: str | None = None, action: str = "activate"
+    ) -> Predictor:
         """Load and warm ``version`` (:func:`load_version`), then make it active and serve it."""
         predictor = load_version(self.registry, version)
-        self.install(predictor, version)
+        self.install(predictor, version, who, why, action)
         return predictor
 
     def _install(self, predictor: Predictor, version: str, started: float) -> None:

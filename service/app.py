@@ -24,6 +24,7 @@ from service.errors import StoreUnavailableError, install_error_handlers
 from service.jobs import JobRunner, JobStore
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
+from service.retraining import Retrainer, RetrainScheduler
 from service.review import ReviewQueue
 from service.security import install_security
 from service.settings import Settings, get_settings
@@ -53,8 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.api_keys:
             # Otherwise the first sign is a 401 on PUT /v1/models/active or a batch upload.
             log.warning(
-                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch, /v1/items)"
-                " answers 401 until XINXI_API_KEYS is set"
+                "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch, /v1/items,"
+                " /v1/retrain) answers 401 until XINXI_API_KEYS is set"
             )
         store = open_store(settings)
         try:
@@ -72,13 +73,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.batcher = batcher
         app.state.jobs = jobs
         app.state.job_runner = job_runner
+        retrainer = Retrainer(settings, store, active.registry, install=active.install)
+        app.state.retrainer = retrainer
+        scheduler = RetrainScheduler(retrainer, settings.retrain_interval_hours)
         app.state.review = ReviewQueue(settings.review_candidates)
         active.start()
         batcher.start()
         job_runner.start()  # queues again the jobs a previous run left unfinished
+        scheduler.start()  # off unless XINXI_RETRAIN_INTERVAL_HOURS; then one worker runs it
         try:
             yield
         finally:
+            scheduler.stop()
+            retrainer.stop()
             job_runner.stop()
             await batcher.stop()
             active.stop()

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,14 +23,15 @@ from service.errors import ServiceError
 from service.settings import get_settings
 
 app = typer.Typer(help="xinxi: topic tags and quality scores for 政务信息 items.", no_args_is_help=True)
-models_app = typer.Typer(help="List, inspect and activate model versions.", no_args_is_help=True)
+models_app = typer.Typer(help="List, inspect, compare, activate and roll back model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 corpus_app = typer.Typer(help="Build and check the real-items corpus (datasets/real).", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 console = Console(stderr=True)
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -533,6 +534,10 @@ def serve(
             log_level=settings.log_level,
             log_config=_log_config(settings.log_level),
             access_log=settings.access_log,
+            # uvicorn kills a worker that does not answer its supervisor's ping within this time, and a
+            # worker answers only once it has imported xinxi: 5 s (uvicorn's default) killed every worker
+            # again and again on a busy two-core machine, so that `--workers 2` never came up.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     finally:
         if private_metrics is not None:
@@ -619,14 +624,20 @@ def models_list() -> None:
     reg = registry()
     active = reg.active_id()
     table = Table(title=f"models in {reg.models}")
-    for column in ("version", "created", "items", "macro F1", "kind acc.", "active"):
-        table.add_column(column)
+    # The version id is its creation time (UTC), so there is no separate column for it.
+    for column in ("version", "items", "macro F1", "kind acc.", "store ≤", "gate", "active"):
+        table.add_column(column, no_wrap=column in ("version", "gate"))
     for manifest in reg.versions():
         cv = manifest.get("metrics", {}).get("cross_validation", {})
+        store = (manifest.get("training_data") or {}).get("store") or {}
+        evaluation = manifest.get("evaluation") or {}
+        gate = ("-" if not evaluation else "forced" if evaluation.get("forced")
+                else "passed" if evaluation.get("against") else "first")
         table.add_row(
-            manifest["version"], manifest.get("created_at", "?"), str(manifest["training_data"]["items"]),
+            manifest["version"], str(manifest["training_data"]["items"]),
             f"{cv.get('topics', {}).get('macro_f1', float('nan')):.3f}",
             f"{cv['kind']['accuracy']:.3f}" if "kind" in cv else "-",
+            str(store.get("up_to_change", "-")), gate,
             "*" if manifest["version"] == active else "",
         )
     Console().print(table)
@@ -641,18 +652,164 @@ def models_show(version: Annotated[str | None, typer.Argument(help="version id (
         reg = registry()
         path = reg.path(version) if version else reg.active_path()
         print(json.dumps(read_manifest(path), ensure_ascii=False, indent=2))
+        for entry in reg.audit_log():
+            if entry["version"] == path.name:
+                console.print(_audit_line(entry), highlight=False)
+
+
+ReasonOption = Annotated[str | None, typer.Option(help="why; recorded in the audit log")]
+
+
+def _audit_line(entry: dict[str, Any]) -> str:
+    return (f"{entry.get('since', entry.get('at')) or 'before the audit log began'}: {entry['version']} "
+            f"({entry.get('action')}, from {entry.get('previous') or 'none'}) by {entry.get('who') or 'unknown'}"
+            + (f": {entry['why']}" if entry.get("why") else ""))
 
 
 @models_app.command("activate")
-def models_activate(version: Annotated[str, typer.Argument(help="version id to make active")]) -> None:
+def models_activate(
+    version: Annotated[str, typer.Argument(help="version id to make active")], reason: ReasonOption = None
+) -> None:
     """Make a version the active one, once it has loaded and predicted; running services pick it up."""
     from service.active_model import load_version
+    from service.retraining import os_identity
 
     with errors_to_messages():
         reg = registry()
         load_version(reg, version)
-        reg.activate(version)
+        reg.activate(version, who=os_identity(), why=reason, action="activate")
         console.print(f"{version} is now active")
+
+
+@models_app.command("rollback")
+def models_rollback(reason: ReasonOption = None) -> None:
+    """Activate again the version that was active before the current one (from the audit log)."""
+    from service.active_model import load_version
+    from service.retraining import os_identity
+
+    with errors_to_messages():
+        reg = registry()
+        current, previous = reg.active_id(), reg.previous_id()
+        if previous is None:
+            fail("the audit log records no version active before the current one; use `xinxi models activate V`")
+        load_version(reg, previous)
+        reg.activate(previous, who=os_identity(), why=reason or f"rollback from {current}", action="rollback")
+        console.print(f"{previous} is active again (was {current})")
+
+
+@models_app.command("at")
+def models_at(
+    time: Annotated[str, typer.Argument(help="ISO 8601: 2026-03-03T10:00 (UTC) or 2026-03-03T18:00+08:00")],
+) -> None:
+    """Which version was active at a time: so, which model tagged an item then (from the audit log)."""
+    with errors_to_messages():
+        try:
+            found = registry().active_at(time)
+        except ValueError as exc:
+            fail(str(exc))
+        if found is None:
+            fail(f"no model version is recorded as active at {time}")
+        console.print(_audit_line(found), highlight=False)
+        print(found["version"])
+
+
+@models_app.command("diff")
+def models_diff(
+    first: Annotated[str, typer.Argument(help="a version id")],
+    second: Annotated[str, typer.Argument(help="another version id")],
+) -> None:
+    """Two versions side by side: per-label metrics on the held-out set, and how many stored items change tags."""
+    import training
+    from model.artifact import read_manifest
+    from service.retraining import store_snapshot
+
+    with errors_to_messages():
+        settings = get_settings()
+        reg = registry()
+        manifests = [read_manifest(reg.path(v)) for v in (first, second)]
+        predictors = [Predictor.load(reg.path(v)) for v in (first, second)]
+        holdout_path = settings.retrain_holdout or training.HOLDOUT_DATA
+        holdout = training.load_items(holdout_path, require_labels=True)[0] if Path(holdout_path).exists() else []
+        store = open_migrated_store()
+        try:
+            records, _ = store_snapshot(store)
+        finally:
+            store.close()
+        with progress_bar("scoring both versions") as update:
+            update("held-out set and stored items", 0, 1)
+            report = training.diff_models(predictors[0], predictors[1], holdout, records)
+            update("done", 1, 1)
+        table = Table(title=f"{first} vs {second}")
+        for column in ("", first, second, "change"):
+            table.add_column(column, justify="left" if not column else "right")
+        cv = [m.get("metrics", {}).get("cross_validation", {}).get("topics", {}) for m in manifests]
+        table.add_row("manifest: macro F1 (cross-validated)",
+                      *[f"{c.get('macro_f1', float('nan')):.3f}" for c in cv], "")
+        verdict = report["holdout"]
+        if verdict is not None:
+            for what, row in verdict["metrics"].items():
+                table.add_row(f"holdout ({verdict['items']}): {what}", f"{row['active']:.3f}",
+                              f"{row['candidate']:.3f}", f"{row['change']:+.3f}")
+            for label, row in verdict["per_label"].items():
+                table.add_row(f"holdout: {label} F1 ({row['support']})", f"{row['active']:.3f}",
+                              f"{row['candidate']:.3f}", f"{row['change']:+.3f}")
+        console.print(table)
+        stored = report["stored"]
+        moves = ", ".join(f"{label} +{stored['gained'][label]}/-{stored['lost'][label]}" for label in stored["gained"])
+        console.print(f"stored items: {stored['changed']} of {stored['items']} change tags "
+                      f"({stored['kind_changed']} change kind; per topic gained/lost: {moves})", highlight=False)
+        print(json.dumps(report, ensure_ascii=False))
+
+
+@app.command()
+def retrain(
+    force: Annotated[bool, typer.Option("--force", help="promote even if the gate refuses (needs --reason)")] = False,
+    reason: ReasonOption = None,
+) -> None:
+    """Retrain on the corpus and the stored items; the new version replaces the active one only past the gate."""
+    from service.retraining import Retrainer, os_identity
+
+    with errors_to_messages():
+        if force and not (reason or "").strip():
+            fail("--force promotes a model the gate may refuse: give the reason with --reason")
+        store = open_migrated_store()
+        try:
+            retrainer = Retrainer(get_settings(), store, registry())
+            job, lock = retrainer.begin(trigger="cli", who=os_identity(), reason=reason, force=force)
+            console.print(f"Retrain job {job['id']} (a separate process; Ctrl-C stops it and changes nothing).")
+            with progress_bar("retraining") as update:
+                job = retrainer.run(job, lock, progress=lambda stage, share: update(stage, round(share * 100), 100))
+        finally:
+            store.close()
+        _print_retrain(job)
+        if job["state"] == "failed":
+            fail(f"the retrain failed: {job['error']}")
+        if job["outcome"] == "kept":
+            raise typer.Exit(1)
+
+
+def _print_retrain(job: dict[str, Any]) -> None:
+    report = job.get("report") or {}
+    for verdict in report.get("sets", []):
+        if not verdict.get("metrics"):
+            continue
+        table = Table(title=f"{verdict['set']} ({verdict['items']} items): active vs candidate")
+        for column in ("", "active", "candidate", "change"):
+            table.add_column(column, justify="left" if not column else "right")
+        for what, row in verdict["metrics"].items():
+            table.add_row(what, f"{row['active']:.3f}", f"{row['candidate']:.3f}", f"{row['change']:+.3f}")
+        for label, row in verdict["per_label"].items():
+            table.add_row(f"{label} F1 ({row['support']})", f"{row['active']:.3f}", f"{row['candidate']:.3f}",
+                          f"{row['change']:+.3f}")
+        console.print(table)
+    for reason in report.get("reasons", []):
+        console.print(f"gate: {reason}", highlight=False)
+    outcome = job.get("outcome")
+    if outcome in ("promoted", "forced"):
+        console.print(f"{job['version']} is now active ({outcome})")
+    elif outcome == "kept":
+        note = report.get("note") or "the gate refused the candidate: the active model stays"
+        console.print(note, highlight=False)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,9 @@ class ModelOut(BaseModel):
     training_data: dict[str, Any] = Field(default_factory=dict)
     segmenter: dict[str, Any] = Field(default_factory=dict)
     libraries: dict[str, Any] = Field(default_factory=dict)
+    evaluation: dict[str, Any] | None = Field(
+        default=None, description="a retrained version's verdict against its predecessor, per held-out set and label"
+    )
 
 
 class ModelSummary(BaseModel):
@@ -150,6 +153,55 @@ class ModelSummary(BaseModel):
     created_at: str | None
     active: bool
     items: int | None = Field(description="training items")
+    store_up_to_change: int | None = Field(default=None, description="stored items up to this change were used")
+    passed_gate: bool | None = Field(default=None, description="retrained versions: whether it passed the gate")
+
+
+class ReasonRequest(BaseModel):
+    """Why a version is activated or rolled back to; kept in the audit log."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "回退：新模型把防汛信息标成了产业发展"}]})
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AuditEntryOut(BaseModel):
+    at: str | None = Field(description="when the version became active (UTC); null: before the audit log began")
+    version: str
+    previous: str | None = Field(description="the version it replaced")
+    action: str = Field(description="activate, rollback, retrain, force or train")
+    who: str | None = Field(description="api-key:<fingerprint>, os-user:<name> or schedule")
+    why: str | None
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{}, {"force": True, "reason": "新增县级采用信息，旧模型已过时"}]}
+    )
+
+    force: bool = Field(default=False, description="promote even if the gate refuses (reason required)")
+    reason: str | None = Field(default=None, max_length=500, description="why; recorded in the audit log")
+
+
+class RetrainJobOut(BaseModel):
+    id: str
+    kind: str = Field(description="retrain")
+    state: str = Field(description="queued, running, done or failed")
+    trigger: str = Field(description="api, cli or schedule")
+    who: str
+    reason: str | None
+    force: bool
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    stage: str | None = Field(description="what the retrain process is doing")
+    progress: float = Field(ge=0, le=1)
+    outcome: str | None = Field(description="promoted, forced, kept (the gate refused) or failed")
+    version: str | None = Field(description="the new version, when one was saved")
+    error: str | None
+    report: dict[str, Any] | None = Field(
+        description="when done: the gate's verdict per held-out set and label, the reasons, the data used"
+    )
 
 
 class ActivateRequest(BaseModel):
@@ -167,6 +219,7 @@ class ReadyOut(BaseModel):
     model_version: str | None
     model_state: str
     store: str
+    worker: int | None = Field(default=None, description="process id of the worker that answered (--workers N)")
 
 
 class DegradedOut(ReadyOut):

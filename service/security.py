@@ -8,6 +8,7 @@ is off unless ``XINXI_CORS_ORIGINS`` names origins.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -38,6 +39,14 @@ def key_is_valid(token: str, settings: Settings) -> bool:
         # No early exit: every key is compared, so timing does not tell which one matched.
         matched |= hmac.compare_digest(candidate, key.get_secret_value().encode("utf-8"))
     return matched
+
+
+def caller_identity(request: Request) -> str:
+    """Who a keyed request came from, as audit logs record it: a short SHA-256 fingerprint of its key."""
+    token = _bearer_token(request)
+    if token is None:
+        return "api:anonymous"
+    return "api-key:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
 
 
 async def settings_of(request: Request) -> Settings:

@@ -43,6 +43,23 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=5.0, ge=0.0, description="how often the service looks for a new active model; 0 is never"
     )
+    retrain_data: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="comma-separated corpus files or directories; empty is datasets/seed, real"
+    )
+    retrain_holdout: Path | None = Field(
+        default=None, description="the fixed held-out set of the promotion gate; unset is datasets/holdout"
+    )
+    retrain_max_macro_f1_drop: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="how far below the active model's macro F1 a candidate may be"
+    )
+    retrain_max_kind_accuracy_drop: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="how far below the active model's kind accuracy a candidate may be"
+    )
+    retrain_folds: int = Field(default=5, ge=2, le=20, description="cross-validation folds of a retrain")
+    retrain_interval_hours: float = Field(
+        default=0.0, ge=0.0, description="retrain every so many hours (one worker does it); 0 is never"
+    )
+    model_keep: int = Field(default=10, ge=2, description="model versions kept; the active and previous always")
     keep_predictions: int = Field(
         default=5000, ge=0, description="recently scored items (editor page) kept for the review queue"
     )
@@ -55,7 +72,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = Field(default=True, description="one uvicorn log line per request")
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "retrain_data", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

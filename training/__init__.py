@@ -7,6 +7,8 @@ command use only the names below, never a submodule.
   :func:`load_items` (and :func:`find_columns`, :func:`detect_encoding` for streaming readers),
   :func:`load_dataset`, :func:`with_test_set`
 - train: :func:`train_version`, :func:`ensure_active_model` (and :func:`fit_model`, in memory)
+- retrain: :func:`run_retrain_job` (the retrain process: corpus and stored items, the promotion gate),
+  :func:`retrain`, :class:`Gate`, :data:`HOLDOUT_DATA`, :func:`diff_models` (two versions side by side)
 - evaluate: :func:`evaluate_model`, :func:`score_items`
 - compare: :func:`evaluation` (xinxi and the baselines on the same splits), :data:`METHODS`, :data:`SPLITS`
 - corpus: :func:`build_corpus`, :func:`check_corpus` (the real items of ``datasets/real``)
@@ -25,7 +27,9 @@ from training.dataset import SEED_SOURCE, SPLITS, load_dataset, with_test_set
 from training.diagnostics import diagnose
 from training.errors import TrainingError
 from training.evaluate import evaluate_model, score_items
+from training.gate import Gate
 from training.report import by_source_rows, comparison_table, diagnostics_markdown, errors_markdown, evaluation_markdown
+from training.retrain import PAUSE_HOOK, diff_models, retrain, run_retrain_job
 from training.trainer import ensure_active_model, fit_model, train_version
 
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"
@@ -37,10 +41,15 @@ LABELS_DATA = DATASETS / "labels"
 """The real items' two labelling passes and the third reading (not items: kept beside, not inside, ``real``)."""
 DEFAULT_DATA: tuple[Path, ...] = (SEED_DATA, REAL_DATA)
 """What the default model is trained on: the seed corpus and the real items."""
+HOLDOUT_DATA = DATASETS / "holdout" / "holdout.jsonl"
+"""The fixed held-out set (a ninth writer's items), never trained on: retraining's gate compares on it."""
 
 __all__ = [
     "COLUMN_NAMES",
     "DEFAULT_DATA",
+    "HOLDOUT_DATA",
+    "PAUSE_HOOK",
+    "Gate",
     "LABELS_DATA",
     "REAL_DATA",
     "SEED_DATA",
@@ -57,6 +66,7 @@ __all__ = [
     "comparison_table",
     "detect_encoding",
     "diagnose",
+    "diff_models",
     "diagnostics_markdown",
     "ensure_active_model",
     "errors_markdown",
@@ -67,6 +77,8 @@ __all__ = [
     "fit_model",
     "load_dataset",
     "load_items",
+    "retrain",
+    "run_retrain_job",
     "score_items",
     "train_version",
     "with_test_set",

@@ -281,7 +281,7 @@ def train_version(
     manifest["version"] = version
     directory = registry.save(bundle, manifest, version)
     if activate:
-        registry.activate(version)
+        registry.activate(version, why=f"trained on {data_source}" if data_source else None, action="train")
     return directory
 
 

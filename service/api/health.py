@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -55,9 +56,12 @@ def readyz(active: ActiveModelDep, store: StoreDep) -> Any:
             model_state=active.state,
             store="ok",
             reason=without_paths(reason),
+            worker=os.getpid(),
         )
         return JSONResponse(degraded.model_dump(), status_code=503)
-    return ReadyOut(status="ready", model_version=predictor.version, model_state=active.state, store="ok")
+    return ReadyOut(
+        status="ready", model_version=predictor.version, model_state=active.state, store="ok", worker=os.getpid()
+    )
 
 
 @router.get("/metrics", summary="Prometheus 指标 / metrics", response_class=Response)

@@ -115,7 +115,8 @@ def test_registry_activation_replaces_the_pointer_and_refuses_bad_ids(model_dir:
     registry.activate("v1")
     registry.activate("v2")
     assert registry.active_id() == "v2"
-    assert sorted(p.name for p in registry.models.iterdir()) == ["ACTIVE", "v1", "v2"], "no temporary files left"
+    assert sorted(p.name for p in registry.models.iterdir()) == ["ACTIVE", "AUDIT.jsonl", "v1", "v2"], (
+        "no temporary files left")
     with pytest.raises(ModelNotFoundError):
         registry.activate("../escape")
     with pytest.raises(ModelNotFoundError):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from model import ModelNotFoundError, ModelRegistry
+from model import ArtifactError, ModelNotFoundError, ModelRegistry
 
 
 def _add(root: Path, source: Path, version: str, created_at: str) -> None:
@@ -132,3 +132,61 @@ def test_leftovers_untouched_for_minutes_are_removed_and_fresh_ones_kept(tmp_pat
         os.utime(path, (an_hour_ago, an_hour_ago))
     assert sorted(p.name for p in registry.remove_stale_staging()) == sorted([old_staging.name, old_pointer.name])
     assert sorted(p.name for p in _staging(registry.models)) == sorted([fresh.name, other.name])
+
+
+def test_activations_are_logged_and_answer_which_version_was_active_when(tmp_path: Path, model_dir: Path) -> None:
+    for version, created in (("v1", "2026-01-01T00:00:00+00:00"), ("v2", "2026-02-01T00:00:00+00:00")):
+        _add(tmp_path, model_dir, version, created)
+    registry = ModelRegistry(tmp_path)
+    registry.activate("v1", who="os-user:li", why="first")
+    registry.activate("v2", who="api-key:0123456789ab", why="better on the holdout", action="retrain")
+    log = registry.audit_log()
+    assert [(e["version"], e["previous"], e["who"], e["action"]) for e in log] == [
+        ("v1", None, "os-user:li", "activate"), ("v2", "v1", "api-key:0123456789ab", "retrain")
+    ]
+    naive = log[0]["at"][: -len("+00:00")]  # the first activation's own time without its offset: read as UTC
+    assert registry.active_at(naive)["version"] == "v1"
+    assert registry.active_at(log[1]["at"])["version"] == "v2"
+    assert registry.active_at("2000-01-01") is None
+    assert registry.previous_id() == "v1"
+    # An offset is honoured: one hour east of UTC is an hour earlier, before anything was activated.
+    assert registry.active_at(log[0]["at"][:19] + "+01:00") is None
+    with pytest.raises(ValueError, match="is not a time"):
+        registry.active_at("3 March")
+    (tmp_path / "models" / "AUDIT.jsonl").open("a").write('{"at": "2026-')  # a torn last line of a crash
+    assert len(registry.audit_log()) == 2
+
+
+def test_before_the_audit_log_began_the_first_entrys_predecessor_answers(tmp_path: Path, model_dir: Path) -> None:
+    _add(tmp_path, model_dir, "old", "2026-01-01T00:00:00+00:00")
+    _add(tmp_path, model_dir, "new", "2026-02-01T00:00:00+00:00")
+    (tmp_path / "models" / "ACTIVE").write_text("old\n")  # activated by a release without the log
+    registry = ModelRegistry(tmp_path)
+    registry.activate("new")
+    found = registry.active_at("2020-01-01T00:00")
+    assert found["version"] == "old" and found["since"] is None
+
+
+def test_pruning_keeps_the_newest_and_never_the_active_or_previous_one(tmp_path: Path, model_dir: Path) -> None:
+    for n in range(1, 6):
+        _add(tmp_path, model_dir, f"v{n}", f"2026-0{n}-01T00:00:00+00:00")
+    registry = ModelRegistry(tmp_path)
+    registry.activate("v1")
+    registry.activate("v2")  # v2 active, v1 previous: both old, both kept
+    assert registry.prune(keep=2) == ["v3"]
+    assert [m["version"] for m in registry.versions()] == ["v1", "v2", "v4", "v5"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir() if p.name.startswith(".") and p.is_dir()) == []
+    with pytest.raises(ValueError, match="keep at least one"):
+        registry.prune(keep=0)
+
+
+def test_a_version_written_elsewhere_is_imported_whole_by_one_rename(tmp_path: Path, model_dir: Path) -> None:
+    elsewhere = tmp_path / "job" / "staging"
+    shutil.copytree(model_dir, elsewhere / model_dir.name)
+    registry = ModelRegistry(tmp_path / "data")
+    target = registry.import_version(elsewhere / model_dir.name)
+    assert target == registry.path(model_dir.name) and not (elsewhere / model_dir.name).exists()
+    assert [m["version"] for m in registry.versions()] == [model_dir.name]
+    shutil.copytree(model_dir, elsewhere / model_dir.name)
+    with pytest.raises(ArtifactError, match="already exists"):
+        registry.import_version(elsewhere / model_dir.name)

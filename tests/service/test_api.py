@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -238,7 +239,8 @@ def test_health_readiness_taxonomy_and_active_model(client: TestClient, model_di
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "model_version": model_dir.name, "model_state": "ready", "store": "ok"}
+    assert ready.json() == {"status": "ready", "model_version": model_dir.name, "model_state": "ready", "store": "ok",
+                            "worker": os.getpid()}
 
     taxonomy = client.get("/v1/taxonomy").json()
     assert [(t["label"], t["name"], t["definition"]) for t in taxonomy["topics"]] == [
