@@ -179,7 +179,7 @@ class RetrainRequest(BaseModel):
         json_schema_extra={"examples": [{}, {"force": True, "reason": "新增县级采用信息，旧模型已过时"}]}
     )
 
-    force: bool = Field(default=False, description="promote even if the gate refuses (reason required)")
+    force: bool = Field(default=False, strict=True, description="promote even if the gate refuses (reason required)")
     reason: str | None = Field(default=None, max_length=500, description="why; recorded in the audit log")
 
 

@@ -146,6 +146,24 @@ def activate_model(body: ActivateRequest, request: Request, active: ActiveModelD
     return _model_out(predictor.manifest, active=True)
 
 
+@router.get(
+    "/rollback",
+    response_model=ModelOut,
+    summary="回退会启用的版本 / the version a rollback would bring back",
+    responses=error_responses({409: "no_rollback: no earlier version recorded"}),
+)
+def rollback_target(active: ActiveModelDep) -> ModelOut:
+    """What `POST /v1/models/rollback` would activate: the version active before the current one."""
+    previous = active.registry.previous_id()
+    if previous is None:
+        raise NoRollbackError("the audit log records no version active before the current one")
+    try:
+        manifest = read_manifest(active.registry.path(previous))
+    except ModelNotFoundError as exc:
+        raise NotFoundError(str(exc), "找不到该模型版本") from exc
+    return _model_out(manifest, active=False)
+
+
 @router.post(
     "/rollback",
     response_model=ModelOut,

@@ -32,6 +32,7 @@ def test_activate_rollback_and_the_audit_log_over_the_api(
         assert_error(client.post(f"/v1/models/{second}/activate"), 401, "unauthorized")
         assert_error(client.post("/v1/models/20990909-000000-none/activate", headers=AUTH), 404, "not_found")
         assert_error(client.post("/v1/models/rollback", headers=AUTH), 409, "no_rollback")
+        assert_error(client.get("/v1/models/rollback"), 409, "no_rollback")
 
         response = client.post(f"/v1/models/{second}/activate", headers=AUTH, json={"reason": "试用新版本"})
         assert response.status_code == 200 and response.json()["version"] == second
@@ -46,6 +47,11 @@ def test_activate_rollback_and_the_audit_log_over_the_api(
         assert_error(client.get("/v1/models/at", params={"time": "2020-03-03T10:00"}), 404, "not_found")
         assert_error(client.get("/v1/models/at", params={"time": "3月3日"}), 422, "validation_error")
 
+        # GET shows what a rollback would bring back, without a key and without switching.
+        preview = client.get("/v1/models/rollback")
+        assert preview.status_code == 200 and preview.json()["version"] == model_dir.name
+        assert preview.json()["active"] is False
+        assert ModelRegistry(private_data_dir).active_id() == second
         back = client.post("/v1/models/rollback", headers=AUTH)
         assert back.status_code == 200 and back.json()["version"] == model_dir.name
         last = client.get("/v1/models/audit").json()[-1]
@@ -115,3 +121,4 @@ def test_xinxi_models_diff_at_and_rollback(
     assert back.exit_code == 0 and registry.active_id() == model_dir.name
     assert runner.invoke(cli.app, ["models", "at", "not a time"]).exit_code == 2
     assert runner.invoke(cli.app, ["retrain", "--force"]).exit_code == 2  # --force needs --reason
+
