@@ -1,10 +1,11 @@
-"""The compiled scoring path: a fitted :func:`model.features.build_features` union, applied without scikit-learn.
+"""The compiled scoring path: the feature blocks of a model's plain state (:mod:`model.state`), applied fast.
 
-At load, the Predictor compiles the fitted vectorizers: n-grams become integer
+At load, the Predictor compiles the vocabularies: n-grams become integer
 keys looked up in numpy for a whole batch, so the per-call checks and
 Python-level n-gram strings of scikit-learn are paid once per batch, not per
-item. ``tests/model/test_predictor.py`` checks that the matrix equals the
-union's own ``transform`` for every feature setting.
+item, and scikit-learn is not needed at all. ``tests/model/test_predictor.py``
+checks that the matrix equals the fitted union's own ``transform`` for every
+feature setting.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from operator import add
-from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.pipeline import FeatureUnion
 
-from model.features import FEATURE_NAMES, structure_counts, structure_vector
+from model.state import StructureBlock, TextBlock
+from model.structure import structure_counts, structure_vector
 from model.text import DEFAULT_ENGINE, char_view, cut, keeps_token, stop_words, word_tokens
 
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -50,23 +50,17 @@ def _ngrams(units: Sequence[str], low: int, high: int, joiner: str) -> Iterable[
 
 
 class _TextBlock:
-    """The fitted state of one TfidfVectorizer, applied without scikit-learn's per-call checks."""
+    """One TF-IDF block (the state of a fitted TfidfVectorizer), applied without scikit-learn."""
 
-    def __init__(self, vectorizer: Any, offset: int, weight: float, engine: str) -> None:
+    def __init__(self, block: TextBlock, offset: int, engine: str) -> None:
         self.engine = engine
-        self.vocabulary: dict[str, int] = {term: offset + int(i) for term, i in vectorizer.vocabulary_.items()}
-        self.idf = np.zeros(offset + len(vectorizer.vocabulary_), dtype=np.float64)
-        self.idf[offset:] = vectorizer.idf_
-        self.low, self.high = vectorizer.ngram_range
-        self.sublinear = vectorizer.sublinear_tf
-        self.weight = weight
-        self.is_chars = vectorizer.analyzer == "char"
-        if vectorizer.norm != "l2" or vectorizer.lowercase or not vectorizer.use_idf:
-            raise TypeError("the compiled path supports l2-normalised, idf-weighted, case-kept vectorizers")
-        if self.is_chars and vectorizer.preprocessor is not char_view:
-            raise TypeError("character features must be built on char_view")
-        if not self.is_chars and vectorizer.tokenizer is not word_tokens:
-            raise TypeError("word features must be built on word_tokens")
+        self.vocabulary: dict[str, int] = {term: offset + i for i, term in enumerate(block.terms)}
+        self.idf = np.zeros(offset + len(block.terms), dtype=np.float64)
+        self.idf[offset:] = block.idf
+        self.low, self.high = block.ngram_range
+        self.sublinear = block.sublinear_tf
+        self.weight = block.weight
+        self.is_chars = block.name == "chars"
         self.integer_keys = self.is_chars and self.high <= _MAX_KEYED_N
         if self.integer_keys:
             # Character n-grams become integers (21 bits a code point), looked up
@@ -202,30 +196,28 @@ class _TextBlock:
 
 
 class CompiledFeatures:
-    """A fitted :func:`build_features` union, compiled for fast inference.
+    """The feature blocks of a model, compiled for fast inference.
 
     ``engine`` is the segmentation engine the model was trained with; it is
     passed to every cut, so two models in one process never share a setting.
 
-    ``transform`` gives the same matrix as the union's own ``transform`` (to
-    float rounding; a test checks it) at several times the speed, and also
-    returns each document's structure counts, which the suggestions reuse.
+    ``transform`` gives the same matrix as the fitted union's own
+    ``transform`` (to float rounding; a test checks it) at several times the
+    speed, and also returns each document's structure counts, which the
+    suggestions reuse.
     """
 
-    def __init__(self, union: FeatureUnion, engine: str = DEFAULT_ENGINE) -> None:
-        weights = union.transformer_weights or {}
+    def __init__(self, blocks: Sequence[TextBlock | StructureBlock], engine: str = DEFAULT_ENGINE) -> None:
         self.blocks: list[_TextBlock] = []
         self.structure: tuple[int, np.ndarray, np.ndarray, float] | None = None
         offset = 0
-        for name, transformer in union.transformer_list:
-            weight = float(weights.get(name, 1.0))
-            if name == "structure":
-                scaler = transformer.named_steps["scale"]
-                self.structure = (offset, scaler.mean_, scaler.scale_, weight)
-                offset += len(FEATURE_NAMES)
+        for block in blocks:
+            if isinstance(block, StructureBlock):
+                self.structure = (offset, block.mean, block.scale, block.weight)
+                offset += block.size
             else:
-                self.blocks.append(_TextBlock(transformer, offset, weight, engine))
-                offset += len(transformer.vocabulary_)
+                self.blocks.append(_TextBlock(block, offset, engine))
+                offset += len(block.terms)
         self.n_features = offset
 
     def transform(self, documents: Sequence[str]) -> tuple[sparse.csr_matrix, list[dict[str, int]]]:

@@ -5,28 +5,28 @@ Every consumer (the API, batch scoring, evaluation, the command line) calls
 
 Scoring computes the shared features once per batch and then evaluates every
 head as one sparse-dense product followed by its sigmoid calibration. The
-weights are read out of the fitted scikit-learn estimators when the model is
-loaded; ``tests/model/test_predictor.py`` checks that the result equals the
-estimators' own ``predict_proba``.
+weights are the model's plain state (:mod:`model.state`), read out of the
+fitted scikit-learn estimators after training or from a version's JSON and
+``.npz`` files; ``tests/model/test_predictor.py`` checks that the result
+equals the estimators' own ``predict_proba``, before and after saving.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit
 
-from model.artifact import load_bundle
+from model.artifact import load_state
 from model.compiled import CompiledFeatures
 from model.errors import ArtifactError, InvalidItemError
-from model.features import FEATURE_NAMES, signal_of, structure_evidence
 from model.labels import POSITIVE_KIND, describe, kind_of
+from model.state import ModelState, TextBlock
+from model.structure import FEATURE_NAMES, signal_of, structure_evidence
 from model.suggestions import suggest
 from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter
 
@@ -71,85 +71,38 @@ class Prediction:
         return asdict(self)
 
 
-@dataclass
-class _LinearHead:
-    """A calibrated linear classifier read out of scikit-learn estimators."""
-
-    weights: np.ndarray  # (n_labels, n_features)
-    intercepts: np.ndarray  # (n_labels,)
-    slopes: np.ndarray  # sigmoid a_ per label
-    offsets: np.ndarray  # sigmoid b_ per label
-
-    @cached_property
-    def _columns(self) -> np.ndarray:
-        """Weights as (features x labels), contiguous, so the product never copies them."""
-        return np.ascontiguousarray(self.weights.T)
-
-    def probabilities(self, features: sparse.csr_matrix) -> np.ndarray:
-        scores = np.asarray(features @ self._columns) + self.intercepts
-        return expit(-(self.slopes * scores + self.offsets))
-
-
-def _read_calibrated(calibrated: Any) -> tuple[np.ndarray, float, float, float]:
-    """Weights, intercept and sigmoid of a ``CalibratedClassifierCV(ensemble=False)``."""
-    if len(calibrated.calibrated_classifiers_) != 1:
-        raise TypeError("expected a calibrated classifier fitted with ensemble=False")
-    inner = calibrated.calibrated_classifiers_[0]
-    sigmoid = inner.calibrators[0]
-    estimator = inner.estimator
-    return (
-        np.asarray(estimator.coef_, dtype=np.float64).ravel(),
-        float(np.ravel(estimator.intercept_)[0]),
-        float(sigmoid.a_),
-        float(sigmoid.b_),
-    )
-
-
-def _linear_head(calibrated_models: Sequence[Any]) -> _LinearHead:
-    parts = [_read_calibrated(model) for model in calibrated_models]
-    return _LinearHead(
-        weights=np.vstack([p[0] for p in parts]),
-        intercepts=np.array([p[1] for p in parts]),
-        slopes=np.array([p[2] for p in parts]),
-        offsets=np.array([p[3] for p in parts]),
-    )
-
-
 class Predictor:
     """Scores items with one model version.
 
     Parameters
     ----------
-    bundle : dict
-        The fitted heads (``topics`` and optionally ``kind`` pipelines sharing
-        one ``features`` step), ``topic_labels`` and ``mode``.
+    state : ModelState or dict
+        The model as plain data (:class:`model.state.ModelState`, what
+        :meth:`load` reads), or the trainer's fitted bundle (``topics`` and
+        optionally ``kind`` pipelines sharing one ``features`` step,
+        ``topic_labels`` and ``mode``), from which that state is read.
     manifest : dict
         The version's manifest; its ``thresholds`` (label: threshold) are the
         one record of each topic's threshold.
 
-    Use :meth:`load` to read a version directory; it verifies checksums first.
+    Use :meth:`load` to read a version directory; it verifies checksums first
+    and builds no scikit-learn object.
     """
 
-    def __init__(self, bundle: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
-        self.bundle = bundle
+    def __init__(self, state: ModelState | Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        if not isinstance(state, ModelState):
+            state = ModelState.from_fitted(state)
         self.manifest = dict(manifest)
         self.version: str = self.manifest.get("version", "unsaved")
-        self.topic_labels: list[str] = list(bundle["topic_labels"])
+        self.topic_labels: list[str] = list(state.topic_labels)
         self._topic_names = [describe(label).name for label in self.topic_labels]
-        self.mode: str = bundle.get("mode", "multilabel")
+        self.mode: str = state.mode
         self.thresholds = _thresholds(self.manifest, self.topic_labels)
-        topics = bundle["topics"]
-        self.features = topics.named_steps["features"]
         self.engine: str = (self.manifest.get("segmenter") or {}).get("engine", DEFAULT_ENGINE)
-        self._compiled = CompiledFeatures(self.features, self.engine)
-        self._topics = _linear_head(topics.named_steps["classifier"].estimators_)
-        kind = bundle.get("kind")
-        self._kind = None
-        if kind is not None:
-            if kind.named_steps["features"] is not self.features:
-                raise TypeError("the kind head must share the topic head's features step")
-            self._kind = _linear_head([kind.named_steps["classifier"]])
-        self._term_names, self._term_mask = self._explainable_terms()
+        self._compiled = CompiledFeatures(state.blocks, self.engine)
+        self._topics = state.topics
+        self._kind = state.kind
+        self._term_names, self._term_mask = _explainable_terms(state)
         self._structure_slice: tuple[int, tuple[str, ...]] | None = None
         if self._compiled.structure is not None:
             self._structure_slice = (self._compiled.structure[0], FEATURE_NAMES)
@@ -162,39 +115,15 @@ class Predictor:
 
     @classmethod
     def load(cls, directory: str | Path) -> Predictor:
-        """Verify and load a model version directory."""
-        bundle, manifest = load_bundle(Path(directory))
-        predictor = cls(bundle, manifest)
+        """Verify and load a model version directory (JSON and ``.npz`` only: nothing in it can run code)."""
+        state, manifest = load_state(Path(directory))
+        predictor = cls(state, manifest)
         segmenter(predictor.engine)  # load its dictionary now, not on the first request
         return predictor
 
     @property
     def has_kind(self) -> bool:
         return self._kind is not None
-
-    def _explainable_terms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Display names of the features that may be shown as terms.
-
-        Words (and word bigrams, shown without the space) of two or more
-        characters are what an editor can read; character n-grams are used
-        only by a model that has no word features.
-        """
-        blocks = [name for name, _ in self.features.transformer_list]
-        shown = "words" if "words" in blocks else "chars"
-        names: list[str] = []
-        mask: list[bool] = []
-        for block, transformer in self.features.transformer_list:
-            if block == "structure":
-                count = len(transformer.named_steps["counts"].get_feature_names_out())
-                names += [""] * count
-                mask += [False] * count
-                continue
-            for term in transformer.get_feature_names_out():
-                # A character n-gram with a space spans punctuation or digits: not a term.
-                display = str(term).replace(" ", "")
-                names.append(display)
-                mask.append(block == shown and len(display) >= 2 and not (block == "chars" and " " in str(term)))
-        return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
     def _explainable(self, row: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The entries of a row that can be shown as terms (words, and n-grams of 2+ characters)."""
@@ -306,6 +235,12 @@ class Predictor:
         documents, _, _ = _prepare_all(items)
         return self._compiled.transform(documents)[0]
 
+    def probabilities(self, items: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Unrounded topic probabilities (items x topics) and analysis probabilities (None without a kind head)."""
+        matrix = self.transform(items)
+        kind = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
+        return self._topics.probabilities(matrix), kind
+
     def predict_one(self, text: str, title: str | None = None, id: str | None = None) -> Prediction:
         """Score a single item."""
         return self.predict([{"id": id, "title": title, "text": text}])[0]
@@ -375,6 +310,30 @@ class Predictor:
             confidence="normal" if chinese else "low",
             model_version=self.version,
         )
+
+
+def _explainable_terms(state: ModelState) -> tuple[np.ndarray, np.ndarray]:
+    """Display names of the features, and which of them may be shown as terms.
+
+    Words (and word bigrams, shown without the space) of two or more
+    characters are what an editor can read; character n-grams are used
+    only by a model that has no word features.
+    """
+    blocks = [block.name for block in state.blocks if isinstance(block, TextBlock)]
+    shown = "words" if "words" in blocks else "chars"
+    names: list[str] = []
+    mask: list[bool] = []
+    for block in state.blocks:
+        if not isinstance(block, TextBlock):
+            names += [""] * block.size
+            mask += [False] * block.size
+            continue
+        for term in block.terms:
+            # A character n-gram with a space spans punctuation or digits: not a term.
+            display = term.replace(" ", "")
+            names.append(display)
+            mask.append(block.name == shown and len(display) >= 2 and not (block.name == "chars" and " " in term))
+    return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
 
 def _thresholds(manifest: Mapping[str, Any], labels: Sequence[str]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <root>/models/<version>/manifest.json, model.joblib
+    <root>/models/<version>/manifest.json, model.json, vocabulary.json, arrays.npz
     <root>/models/ACTIVE          the id of the active version
 
 ``ACTIVE`` is replaced atomically, so readers see either the old or the new
@@ -36,7 +36,7 @@ class ModelRegistry:
             raise ModelNotFoundError(f"{version!r} is not a model version id")
         return self.models / version
 
-    def save(self, bundle: dict[str, Any], manifest: dict[str, Any], version: str) -> Path:
+    def save(self, bundle: Any, manifest: dict[str, Any], version: str) -> Path:
         """Save a new version (:func:`model.artifact.save_version`), first removing stale staging folders."""
         self.remove_stale_staging()
         return save_version(bundle, manifest, self.path(version))

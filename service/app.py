@@ -24,7 +24,7 @@ from service.errors import install_error_handlers
 from service.jobs import JobRunner, JobStore
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
-from service.security import install_security
+from service.security import data_dir_warning, install_security
 from service.settings import Settings, get_settings
 from service.store import Store
 
@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch)"
                 " answers 401 until XINXI_API_KEYS is set"
             )
+        unsafe = data_dir_warning(settings.data_dir)
+        if unsafe:
+            log.warning("%s", unsafe)
         store = Store(settings.resolved_database_url)
         try:
             store.create_tables()
