@@ -72,6 +72,8 @@ class _TextBlock:
         self.integer_words = not self.is_chars and (self.low, self.high) in ((1, 1), (1, 2), (2, 2))
         if self.integer_words:
             self._compile_words()
+        if self.integer_keys or self.integer_words:
+            self.vocabulary = {}  # only the string path looks terms up by name: a worker need not hold the dict
 
     def _compile_words(self) -> None:
         """Word uni- and bigrams as integers: a token id, or a pair of ids, looked up in numpy.
