@@ -31,6 +31,8 @@ from model.suggestions import suggest
 from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter
 
 TOP_TERMS = 5
+_EXPLAIN_CELLS = 2_000_000
+"""At most this many (head, row, entry) cells are ranked at once when explanations are computed for a batch."""
 BATCH_SIZE = 256
 """Items per :meth:`Predictor.predict` call when a caller scores many (files, evaluation)."""
 
@@ -125,44 +127,87 @@ class Predictor:
     def has_kind(self) -> bool:
         return self._kind is not None
 
-    def _explainable(self, row: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """The entries of a row that can be shown as terms (words, and n-grams of 2+ characters)."""
-        indices, values = row
-        keep = self._term_mask[indices]
-        return indices[keep], values[keep]
+    def _top_terms(self, matrix: sparse.csr_matrix, analysis: np.ndarray | None) -> list[list[list[str]]]:
+        """For each item and head, the terms of its text that pushed hardest towards that head (largest x * w).
 
-    def _top_terms(self, row: tuple[np.ndarray, np.ndarray], weights: np.ndarray, signs: np.ndarray) -> list[list[str]]:
-        """For each head, the terms of this text that pushed hardest towards it (largest x * w).
-
-        All heads are ranked in a few whole-array numpy calls; only the short
-        candidate lists are walked in Python, to drop overlapping terms.
+        The whole batch is ranked at once: the explainable entries of every row
+        are laid out in a (heads x rows x longest row) array and the best ten
+        per row and head are found with one ``argpartition``; only those short
+        candidate lists are walked in Python, to drop overlapping terms. Rows
+        are taken in groups so that the array stays small when one text is long.
         """
-        indices, values = row
-        if indices.size == 0:
-            return [[] for _ in signs]
-        contributions = (weights[:, indices] * values) * signs[:, None]
-        candidates = min(2 * TOP_TERMS, indices.size)
-        heads = np.arange(len(signs))[:, None]  # fancy indexing: take_along_axis costs more here
-        best = np.argpartition(-contributions, candidates - 1, axis=1)[:, :candidates]
-        scores = contributions[heads, best]
-        order = np.argsort(-scores, axis=1, kind="stable")
-        best = best[heads, order]
-        positive = (scores[heads, order] > 0).tolist()
-        names = self._term_names[indices[best]].tolist()
+        heads = len(self._explain_signs)
+        n = matrix.shape[0]
+        signs = np.tile(self._explain_signs, (n, 1))
+        if self._kind is not None and analysis is not None:
+            signs[analysis < 0.5, -1] *= -1  # for a news item, the terms that pushed towards news
+        lengths = np.diff(matrix.indptr)
+        rows = np.repeat(np.arange(n), lengths)
+        keep = self._term_mask[matrix.indices]
+        rows, columns, values = rows[keep], matrix.indices[keep], matrix.data[keep]
+        counts = np.bincount(rows, minlength=n)
+        found: list[list[list[str]]] = []
+        start = 0
+        while start < n:
+            stop = start + 1
+            widest = int(counts[start])
+            while stop < n and heads * (stop + 1 - start) * max(widest, int(counts[stop])) <= _EXPLAIN_CELLS:
+                widest = max(widest, int(counts[stop]))
+                stop += 1
+            inside = slice(*np.searchsorted(rows, [start, stop]))
+            found += self._group_top_terms(
+                rows[inside] - start, columns[inside], values[inside], counts[start:stop], signs[start:stop]
+            )
+            start = stop
+        return found
+
+    def _group_top_terms(
+        self, rows: np.ndarray, columns: np.ndarray, values: np.ndarray, counts: np.ndarray, signs: np.ndarray
+    ) -> list[list[list[str]]]:
+        heads, n = signs.shape[1], len(counts)
+        width = int(counts.max()) if n else 0
+        if width == 0:
+            return [[[] for _ in range(heads)] for _ in range(n)]
+        positions = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[rows]
+        contributions = self._explain_weights[:, columns] * values * signs[rows].T  # heads x entries
+        grid = np.zeros((heads, n, width))
+        grid[:, rows, positions] = -contributions
+        features = np.zeros((n, width), dtype=np.int64)
+        features[rows, positions] = columns
+        # Equal contributions are common (n-grams that always occur together get equal weights), so which
+        # of them is shown depends on how they are partitioned: each row is partitioned exactly as one item
+        # alone would be, over its own entries only; ranking and the rest are done for all rows at once.
+        most = 2 * TOP_TERMS
+        best = np.zeros((heads, n, most), dtype=np.int64)
+        missing = np.zeros((n, most), dtype=bool)
+        for i, count in enumerate(counts.tolist()):
+            candidates = min(most, count)
+            if candidates:
+                best[:, i, :candidates] = np.argpartition(grid[:, i, :count], candidates - 1, axis=1)[:, :candidates]
+            missing[i, candidates:] = True
+        scores = -np.take_along_axis(grid, best, axis=2)
+        scores[:, missing] = -np.inf  # after every real candidate in the stable sort below, and never positive
+        order = np.argsort(-scores, axis=2, kind="stable")
+        best = np.take_along_axis(best, order, axis=2)
+        positive = (np.take_along_axis(scores, order, axis=2) > 0).transpose(1, 0, 2).tolist()
+        names = self._term_names[features[np.arange(n)[None, :, None], best]].transpose(1, 0, 2).tolist()
         found = []
-        for head_names, head_positive in zip(names, positive, strict=True):
-            terms: list[str] = []
-            for term, keep in zip(head_names, head_positive, strict=True):
-                if not keep:
-                    break
-                for kept in terms:  # a plain loop: cheaper than any() over at most five terms
-                    if term in kept or kept in term:
+        for row_names, row_positive in zip(names, positive, strict=True):
+            row_terms = []
+            for head_names, head_positive in zip(row_names, row_positive, strict=True):
+                terms: list[str] = []
+                for term, keep in zip(head_names, head_positive, strict=True):
+                    if not keep:
                         break
-                else:
-                    terms.append(term)
-                    if len(terms) == TOP_TERMS:
-                        break
-            found.append(terms)
+                    for kept in terms:  # a plain loop: cheaper than any() over at most five terms
+                        if term in kept or kept in term:
+                            break
+                    else:
+                        terms.append(term)
+                        if len(terms) == TOP_TERMS:
+                            break
+                row_terms.append(terms)
+            found.append(row_terms)
         return found
 
     def _kind_terms(
@@ -205,10 +250,11 @@ class Predictor:
         matrix, counts = self._compiled.transform(documents)
         topic_probabilities = self._topics.probabilities(matrix)
         kind_probabilities = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
+        terms = self._top_terms(matrix, kind_probabilities)
         return [
             self._result(
                 ids[i], documents[i], _row(matrix, i), counts[i], topic_probabilities[i],
-                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i],
+                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i], terms[i],
             )
             for i in range(len(documents))
         ]
@@ -254,10 +300,9 @@ class Predictor:
         probabilities: np.ndarray,
         analysis: float | None,
         warnings: list[str],
+        terms: list[list[str]],
     ) -> Prediction:
         chinese = has_chinese(document)
-        structure_row = row
-        row = self._explainable(row)
         if self.mode == "multiclass":
             selected = np.zeros(len(probabilities), dtype=bool)
             selected[int(np.argmax(probabilities))] = True
@@ -267,12 +312,6 @@ class Predictor:
             selected[:] = False
             warnings.append("文本不含中文，结果可信度低 (no Chinese text: low confidence)")
         analysis_head = self._kind is not None and analysis is not None
-        signs = self._explain_signs
-        if analysis_head and analysis is not None and analysis < 0.5:
-            # For a news item, show the terms that pushed towards news.
-            signs = signs.copy()
-            signs[-1] = -signs[-1]
-        terms = self._top_terms(row, self._explain_weights, signs)
         topics = [
             TopicScore(
                 label=label,
@@ -294,7 +333,7 @@ class Predictor:
                 name=chosen.name,
                 probability=round(analysis if chosen.label == POSITIVE_KIND else 1 - analysis, 4),
                 analysis_probability=round(analysis, 4),
-                terms=self._kind_terms(document, structure_row, terms[-1], analysis >= 0.5),
+                terms=self._kind_terms(document, row, terms[-1], analysis >= 0.5),
             )
             score = int(round(100 * analysis))
             grade = chosen.name
