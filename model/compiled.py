@@ -74,6 +74,7 @@ class _TextBlock:
             self._compile_words()
         if self.integer_keys or self.integer_words:
             self.vocabulary = {}  # only the string path looks terms up by name: a worker need not hold the dict
+            self._index = _HashIndex(self.keys, self.key_ids)
 
     def _compile_words(self) -> None:
         """Word uni- and bigrams as integers: a token id, or a pair of ids, looked up in numpy.
@@ -182,10 +183,9 @@ class _TextBlock:
         """Feature ids of the keys found in the vocabulary, and where in ``grams`` they were."""
         if grams.size == 0 or self.keys.size == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        positions = np.searchsorted(self.keys, grams)
-        positions[positions == len(self.keys)] = 0
-        hits = np.flatnonzero(self.keys[positions] == grams)
-        return self.key_ids[positions[hits]], hits
+        features = self._index.find(grams)
+        hits = np.flatnonzero(features >= 0)
+        return features[hits], hits
 
     def _string_counts(self, document: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature ids and counts by building n-gram strings, as scikit-learn does (any n-gram range)."""
@@ -195,6 +195,54 @@ class _TextBlock:
             grams = _ngrams(word_tokens(document), self.low, self.high, " ")
         ids = np.fromiter(map(self.vocabulary.get, grams, repeat(-1)), dtype=np.int64)
         return np.unique(ids[ids >= 0], return_counts=True)
+
+
+class _HashIndex:
+    """Non-negative int64 keys to int64 values, looked up for a whole array at once (open addressing).
+
+    A binary search over a few hundred thousand keys costs some eighteen
+    scattered reads per n-gram; a table at most half full costs one or two.
+    Probing is done for every still-unresolved key together, so each round is
+    a few numpy calls whatever the number of keys.
+    """
+
+    _EMPTY = -1
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads neighbouring keys apart
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        bits = max(int(2 * len(keys) - 1).bit_length(), 4)
+        self._shift = np.uint64(64 - bits)
+        self._mask = (1 << bits) - 1
+        self._keys = np.full(1 << bits, self._EMPTY, dtype=np.int64)
+        self._values = np.full(1 << bits, -1, dtype=np.int64)
+        pending = np.arange(len(keys))
+        slots = self._slots(keys)
+        while pending.size:
+            free = self._keys[slots] == self._EMPTY
+            # Of the keys that reach the same free slot in this round, the first takes it.
+            taken, first = np.unique(slots[free], return_index=True)
+            placed = pending[free][first]
+            self._keys[taken] = keys[placed]
+            self._values[taken] = values[placed]
+            settled = np.zeros(len(pending), dtype=bool)
+            settled[np.flatnonzero(free)[first]] = True
+            pending, slots = pending[~settled], (slots[~settled] + 1) & self._mask
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys.astype(np.uint64) * self._MULTIPLIER) >> self._shift).astype(np.int64)
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """The value of each key, or -1 where the key is absent."""
+        found = np.full(len(keys), -1, dtype=np.int64)
+        pending = np.arange(len(keys))
+        slots = self._slots(keys)
+        while pending.size:
+            stored = self._keys[slots]
+            hit = stored == keys[pending]
+            found[pending[hit]] = self._values[slots[hit]]
+            going_on = ~hit & (stored != self._EMPTY)
+            pending, slots = pending[going_on], (slots[going_on] + 1) & self._mask
+        return found
 
 
 class CompiledFeatures:

@@ -312,15 +312,12 @@ class Predictor:
             selected[:] = False
             warnings.append("文本不含中文，结果可信度低 (no Chinese text: low confidence)")
         analysis_head = self._kind is not None and analysis is not None
+        # Python floats and bools once per item (tolist), not a numpy scalar per topic.
         topics = [
-            TopicScore(
-                label=label,
-                name=self._topic_names[j],
-                probability=round(float(probabilities[j]), 4),
-                selected=bool(selected[j]),
-                terms=terms[j],
+            TopicScore(label=label, name=name, probability=round(probability, 4), selected=chosen, terms=label_terms)
+            for label, name, probability, chosen, label_terms in zip(
+                self.topic_labels, self._topic_names, probabilities.tolist(), selected.tolist(), terms, strict=False
             )
-            for j, label in enumerate(self.topic_labels)
         ]
         kind = None
         score = None
