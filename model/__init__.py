@@ -1,7 +1,9 @@
 """xinxi's inference library: labels, text processing, features, the Predictor.
 
 Depends on scikit-learn, jieba/rjieba, numpy, scipy and joblib only; never on
-the web service or the training code.
+the web service or the training code. Scoring a saved model needs neither
+scikit-learn (its state is plain data, :mod:`model.state`) nor joblib (read
+only to convert a version of the old pickle format, :mod:`model.legacy`).
 """
 
 from model.errors import (
@@ -10,6 +12,7 @@ from model.errors import (
     IncompatibleModelError,
     InvalidItemError,
     ModelNotFoundError,
+    PickledModelError,
     XinxiError,
     describe_error,
 )
@@ -25,6 +28,7 @@ __all__ = [
     "IncompatibleModelError",
     "InvalidItemError",
     "ModelNotFoundError",
+    "PickledModelError",
     "ModelRegistry",
     "Prediction",
     "Predictor",

@@ -1,16 +1,22 @@
 """Model version directories: atomic save, verified load.
 
-A version is a directory holding ``model.joblib`` and ``manifest.json``. The
-manifest records what the model needs to be trusted: its labels, thresholds,
-metrics, the data it was trained on, library versions, the segmenter, and the
-SHA-256 and size of every file. :func:`load_bundle` checks all of that before
-``joblib.load`` touches a byte of the pickle.
+A version is a directory holding the model's plain state (``model.json``,
+``vocabulary.json``, ``arrays.npz``: see :mod:`model.state`) and
+``manifest.json``. The manifest records what the model needs to be trusted:
+its labels, thresholds, metrics, the data it was trained on, library
+versions, the segmenter, and the SHA-256 and size of every file.
+:func:`load_state` checks each file against it before parsing a byte, and
+parsing is ``json.loads`` and ``np.load(..., allow_pickle=False)``: loading a
+version can never run code, whoever wrote its files.
+
+Versions of the first format held a joblib pickle (``model.joblib``). They are
+refused with what to do (retrain, or convert once with ``xinxi models convert``,
+:mod:`model.legacy`); nothing here unpickles.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import platform
@@ -19,21 +25,20 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
-
-from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError, describe_error
+from model.errors import ArtifactError, ChecksumError, IncompatibleModelError, ModelNotFoundError, PickledModelError
+from model.state import STATE_FILES, STATE_FORMAT, ModelState
 from model.text import ENGINES, dictionary_sha256
 
-MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
-_PINNED = ("scikit-learn",)
-_BUNDLE_KEYS = ("topics", "kind", "topic_labels", "mode")
+PICKLE_FILE = "model.joblib"
+"""The model file of the first format (a joblib pickle): refused by every load, read only by :mod:`model.legacy`."""
+FORMAT_VERSION = STATE_FORMAT
 _RECORDED = ("scikit-learn", "numpy", "scipy", "joblib", "jieba", "rjieba")
 
 
@@ -84,16 +89,19 @@ def new_version_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
 
 
-def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Path) -> Path:
-    """Write a model version to ``directory`` atomically.
+def save_version(model: ModelState | Mapping[str, Any], manifest: dict[str, Any], directory: Path) -> Path:
+    """Write a model version to ``directory`` atomically, as JSON and ``.npz`` (no pickle).
 
     Everything is written into a temporary sibling directory which is renamed
     into place at the end, so a crash leaves either the whole version or none.
+    The same model gives byte-identical model files (only the manifest
+    records when it was made).
 
     Parameters
     ----------
-    bundle : dict
-        The fitted estimators and their label order.
+    model : ModelState or dict
+        The model's plain state, or the trainer's fitted bundle (estimators and
+        label order) from which it is read (:meth:`ModelState.from_fitted`).
     manifest : dict
         Metadata; ``files``, ``libraries`` and ``format`` are filled in here.
     directory : Path
@@ -103,32 +111,31 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
     -------
     Path
         ``directory``.
+
+    Raises
+    ------
+    ArtifactError
+        If ``directory`` exists, or the model holds what cannot be stored as plain data.
     """
     directory = Path(directory)
     if directory.exists():
         raise ArtifactError(f"model directory {directory} already exists; choose a new one")
+    state = model if isinstance(model, ModelState) else ModelState.from_fitted(model)
+    files = state.to_files()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.staging.{_HOST}.{os.getpid()}.", dir=directory.parent))
     try:
         os.chmod(staging, umask_mode(directory=True))
-        with (staging / MODEL_FILE).open("wb") as handle:
-            joblib.dump(bundle, handle, compress=3)
-            handle.flush()
-            os.fsync(handle.fileno())
+        for name, data in files.items():
+            _write_durably(staging / name, data)
         manifest = dict(manifest)
         manifest.setdefault("version", directory.name)
         manifest["format"] = FORMAT_VERSION
         manifest["libraries"] = library_versions()
         manifest["files"] = {
-            MODEL_FILE: {
-                "sha256": file_sha256(staging / MODEL_FILE),
-                "bytes": (staging / MODEL_FILE).stat().st_size,
-            }
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
         }
-        with (staging / MANIFEST_FILE).open("w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, ensure_ascii=False, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_durably(staging / MANIFEST_FILE, json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
         _fsync_directory(staging)
         os.rename(staging, directory)
         _fsync_directory(directory.parent)
@@ -136,6 +143,14 @@ def save_version(bundle: dict[str, Any], manifest: dict[str, Any], directory: Pa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, umask_mode())
 
 
 STALE_SECONDS = 600
@@ -224,13 +239,12 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def verified_bytes(directory: Path, manifest: dict[str, Any], name: str = MODEL_FILE) -> bytes:
+def verified_bytes(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
     """The bytes of a model file, read once and checked against the manifest's SHA-256 and size.
 
-    What is checked is exactly what is then unpickled: the file is not opened
-    a second time. The checksum guards against damage and accidental change;
-    whoever can write the data directory can write a manifest too, so that
-    directory must be writable by the service's own user only.
+    What is checked is exactly what is then parsed: the file is not opened a
+    second time. The checksum guards against damage and accidental change;
+    the file formats guard against the rest (nothing in them can run code).
     """
     expected = (manifest.get("files") or {}).get(name)
     if not isinstance(expected, dict):
@@ -248,25 +262,34 @@ def verified_bytes(directory: Path, manifest: dict[str, Any], name: str = MODEL_
     return data
 
 
-def verify(directory: Path, manifest: dict[str, Any]) -> None:
-    """Refuse a version whose files or library versions do not match its manifest."""
-    files = manifest.get("files") or {}
-    if MODEL_FILE not in files:
-        raise ArtifactError(f"{directory}/{MANIFEST_FILE} lists no {MODEL_FILE}")
-    for name in files:
-        verified_bytes(directory, manifest, name)
-    _check_compatible(manifest)
+def is_pickled(manifest: Mapping[str, Any]) -> bool:
+    """Whether a manifest describes a version of the first format (a joblib pickle)."""
+    files = manifest.get("files")
+    return manifest.get("format") == 1 or (isinstance(files, Mapping) and PICKLE_FILE in files)
 
 
-def _check_compatible(manifest: dict[str, Any]) -> None:
-    installed = library_versions()
-    for name in _PINNED:
-        saved = (manifest.get("libraries") or {}).get(name)
-        if saved != installed.get(name):
-            raise IncompatibleModelError(
-                f"model {manifest.get('version')} was saved with {name} {saved} but {installed.get(name)} "
-                "is installed; retrain it with `xinxi train` (or install the version it was saved with)"
-            )
+def check_format(directory: Path, manifest: Mapping[str, Any]) -> None:
+    """Refuse a pickled version (saying what to do) and any format this code does not know."""
+    version = manifest.get("version") or Path(directory).name
+    if is_pickled(manifest):
+        raise PickledModelError(
+            f"model {version} is stored in the old pickle format ({PICKLE_FILE}), which xinxi no longer loads "
+            "because loading a pickle can run any code written into it. Retrain with `xinxi train`, or convert "
+            f"this version once with `xinxi models convert {version}` (only if you trust its files)"
+        )
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IncompatibleModelError(
+            f"model {version} has format {manifest.get('format')!r}; this xinxi reads format {FORMAT_VERSION}. "
+            "Retrain it with `xinxi train`, or use the xinxi version that saved it"
+        )
+
+
+def check_compatible(manifest: Mapping[str, Any]) -> None:
+    """Refuse a version trained with another segmenter or domain dictionary than the installed ones.
+
+    The model's state is plain data, so the scikit-learn version it was
+    trained with does not matter for loading (it is recorded all the same).
+    """
     segmenter = manifest.get("segmenter") or {}
     if segmenter.get("engine") not in ENGINES:
         raise IncompatibleModelError(f"model {manifest.get('version')} names an unknown segmenter {segmenter}")
@@ -277,29 +300,25 @@ def _check_compatible(manifest: dict[str, Any]) -> None:
         )
 
 
-def load_bundle(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Verify, then load, a model version. Returns ``(bundle, manifest)``."""
+def load_state(directory: Path) -> tuple[ModelState, dict[str, Any]]:
+    """Verify, then load, a model version. Returns ``(state, manifest)``.
+
+    The manifest is read first; a pickled version is refused before any of
+    its files is opened. Each file of :data:`model.state.STATE_FILES` (and
+    nothing else) is read once, checked against its SHA-256, then parsed.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
-    data = verified_bytes(directory, manifest)
-    _check_compatible(manifest)
-    try:
-        bundle = joblib.load(io.BytesIO(data))
-    except Exception as exc:  # a verified file that still fails to unpickle
-        # Unpickling errors say little on their own (KeyError: 172, an empty EOFError): say what they mean.
-        raise ArtifactError(
-            f"could not load {directory / MODEL_FILE}: the file is truncated or not a model "
-            f"({describe_error(exc)}); retrain it or restore the version"
-        ) from exc
-    missing = [key for key in _BUNDLE_KEYS if not isinstance(bundle, dict) or key not in bundle]
-    if missing:
-        raise ArtifactError(f"{directory / MODEL_FILE} is not a xinxi model: it lacks {', '.join(missing)}")
+    check_format(directory, manifest)
     if not manifest.get("version"):
         raise ArtifactError(f"{directory / MANIFEST_FILE} names no version")
+    check_compatible(manifest)
+    files = {name: verified_bytes(directory, manifest, name) for name in STATE_FILES}
+    state = ModelState.from_files(files, where=str(directory))
     labels = list((manifest.get("labels") or {}).get("topics") or [])
-    if list(bundle.get("topic_labels", [])) != labels:
+    if state.topic_labels != labels:
         raise IncompatibleModelError(
-            f"model {manifest.get('version')}: labels in the model {bundle.get('topic_labels')} "
+            f"model {manifest.get('version')}: labels in the model {state.topic_labels} "
             f"differ from its manifest {labels}"
         )
-    return bundle, manifest
+    return state, manifest

@@ -1,10 +1,11 @@
-"""The compiled scoring path: a fitted :func:`model.features.build_features` union, applied without scikit-learn.
+"""The compiled scoring path: the feature blocks of a model's plain state (:mod:`model.state`), applied fast.
 
-At load, the Predictor compiles the fitted vectorizers: n-grams become integer
+At load, the Predictor compiles the vocabularies: n-grams become integer
 keys looked up in numpy for a whole batch, so the per-call checks and
 Python-level n-gram strings of scikit-learn are paid once per batch, not per
-item. ``tests/model/test_predictor.py`` checks that the matrix equals the
-union's own ``transform`` for every feature setting.
+item, and scikit-learn is not needed at all. ``tests/model/test_predictor.py``
+checks that the matrix equals the fitted union's own ``transform`` for every
+feature setting.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from operator import add
-from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.pipeline import FeatureUnion
 
-from model.features import FEATURE_NAMES, structure_counts, structure_vector
+from model.state import StructureBlock, TextBlock
+from model.structure import structure_counts, structure_vector
 from model.text import DEFAULT_ENGINE, char_view, cut, keeps_token, stop_words, word_tokens
 
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -50,23 +50,17 @@ def _ngrams(units: Sequence[str], low: int, high: int, joiner: str) -> Iterable[
 
 
 class _TextBlock:
-    """The fitted state of one TfidfVectorizer, applied without scikit-learn's per-call checks."""
+    """One TF-IDF block (the state of a fitted TfidfVectorizer), applied without scikit-learn."""
 
-    def __init__(self, vectorizer: Any, offset: int, weight: float, engine: str) -> None:
+    def __init__(self, block: TextBlock, offset: int, engine: str) -> None:
         self.engine = engine
-        self.vocabulary: dict[str, int] = {term: offset + int(i) for term, i in vectorizer.vocabulary_.items()}
-        self.idf = np.zeros(offset + len(vectorizer.vocabulary_), dtype=np.float64)
-        self.idf[offset:] = vectorizer.idf_
-        self.low, self.high = vectorizer.ngram_range
-        self.sublinear = vectorizer.sublinear_tf
-        self.weight = weight
-        self.is_chars = vectorizer.analyzer == "char"
-        if vectorizer.norm != "l2" or vectorizer.lowercase or not vectorizer.use_idf:
-            raise TypeError("the compiled path supports l2-normalised, idf-weighted, case-kept vectorizers")
-        if self.is_chars and vectorizer.preprocessor is not char_view:
-            raise TypeError("character features must be built on char_view")
-        if not self.is_chars and vectorizer.tokenizer is not word_tokens:
-            raise TypeError("word features must be built on word_tokens")
+        self.vocabulary: dict[str, int] = {term: offset + i for i, term in enumerate(block.terms)}
+        self.idf = np.zeros(offset + len(block.terms), dtype=np.float64)
+        self.idf[offset:] = block.idf
+        self.low, self.high = block.ngram_range
+        self.sublinear = block.sublinear_tf
+        self.weight = block.weight
+        self.is_chars = block.name == "chars"
         self.integer_keys = self.is_chars and self.high <= _MAX_KEYED_N
         if self.integer_keys:
             # Character n-grams become integers (21 bits a code point), looked up
@@ -78,6 +72,9 @@ class _TextBlock:
         self.integer_words = not self.is_chars and (self.low, self.high) in ((1, 1), (1, 2), (2, 2))
         if self.integer_words:
             self._compile_words()
+        if self.integer_keys or self.integer_words:
+            self.vocabulary = {}  # only the string path looks terms up by name: a worker need not hold the dict
+            self._index = _HashIndex(self.keys, self.key_ids)
 
     def _compile_words(self) -> None:
         """Word uni- and bigrams as integers: a token id, or a pair of ids, looked up in numpy.
@@ -186,10 +183,9 @@ class _TextBlock:
         """Feature ids of the keys found in the vocabulary, and where in ``grams`` they were."""
         if grams.size == 0 or self.keys.size == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        positions = np.searchsorted(self.keys, grams)
-        positions[positions == len(self.keys)] = 0
-        hits = np.flatnonzero(self.keys[positions] == grams)
-        return self.key_ids[positions[hits]], hits
+        features = self._index.find(grams)
+        hits = np.flatnonzero(features >= 0)
+        return features[hits], hits
 
     def _string_counts(self, document: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature ids and counts by building n-gram strings, as scikit-learn does (any n-gram range)."""
@@ -201,31 +197,77 @@ class _TextBlock:
         return np.unique(ids[ids >= 0], return_counts=True)
 
 
+class _HashIndex:
+    """Non-negative int64 keys to int64 values, looked up for a whole array at once (open addressing).
+
+    A binary search over a few hundred thousand keys costs some eighteen
+    scattered reads per n-gram; a table at most half full costs one or two.
+    Probing is done for every still-unresolved key together, so each round is
+    a few numpy calls whatever the number of keys.
+    """
+
+    _EMPTY = -1
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads neighbouring keys apart
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        bits = max(int(2 * len(keys) - 1).bit_length(), 4)
+        self._shift = np.uint64(64 - bits)
+        self._mask = (1 << bits) - 1
+        self._keys = np.full(1 << bits, self._EMPTY, dtype=np.int64)
+        self._values = np.full(1 << bits, -1, dtype=np.int64)
+        pending = np.arange(len(keys))
+        slots = self._slots(keys)
+        while pending.size:
+            free = self._keys[slots] == self._EMPTY
+            # Of the keys that reach the same free slot in this round, the first takes it.
+            taken, first = np.unique(slots[free], return_index=True)
+            placed = pending[free][first]
+            self._keys[taken] = keys[placed]
+            self._values[taken] = values[placed]
+            settled = np.zeros(len(pending), dtype=bool)
+            settled[np.flatnonzero(free)[first]] = True
+            pending, slots = pending[~settled], (slots[~settled] + 1) & self._mask
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys.astype(np.uint64) * self._MULTIPLIER) >> self._shift).astype(np.int64)
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """The value of each key, or -1 where the key is absent."""
+        found = np.full(len(keys), -1, dtype=np.int64)
+        pending = np.arange(len(keys))
+        slots = self._slots(keys)
+        while pending.size:
+            stored = self._keys[slots]
+            hit = stored == keys[pending]
+            found[pending[hit]] = self._values[slots[hit]]
+            going_on = ~hit & (stored != self._EMPTY)
+            pending, slots = pending[going_on], (slots[going_on] + 1) & self._mask
+        return found
+
+
 class CompiledFeatures:
-    """A fitted :func:`build_features` union, compiled for fast inference.
+    """The feature blocks of a model, compiled for fast inference.
 
     ``engine`` is the segmentation engine the model was trained with; it is
     passed to every cut, so two models in one process never share a setting.
 
-    ``transform`` gives the same matrix as the union's own ``transform`` (to
-    float rounding; a test checks it) at several times the speed, and also
-    returns each document's structure counts, which the suggestions reuse.
+    ``transform`` gives the same matrix as the fitted union's own
+    ``transform`` (to float rounding; a test checks it) at several times the
+    speed, and also returns each document's structure counts, which the
+    suggestions reuse.
     """
 
-    def __init__(self, union: FeatureUnion, engine: str = DEFAULT_ENGINE) -> None:
-        weights = union.transformer_weights or {}
+    def __init__(self, blocks: Sequence[TextBlock | StructureBlock], engine: str = DEFAULT_ENGINE) -> None:
         self.blocks: list[_TextBlock] = []
         self.structure: tuple[int, np.ndarray, np.ndarray, float] | None = None
         offset = 0
-        for name, transformer in union.transformer_list:
-            weight = float(weights.get(name, 1.0))
-            if name == "structure":
-                scaler = transformer.named_steps["scale"]
-                self.structure = (offset, scaler.mean_, scaler.scale_, weight)
-                offset += len(FEATURE_NAMES)
+        for block in blocks:
+            if isinstance(block, StructureBlock):
+                self.structure = (offset, block.mean, block.scale, block.weight)
+                offset += block.size
             else:
-                self.blocks.append(_TextBlock(transformer, offset, weight, engine))
-                offset += len(transformer.vocabulary_)
+                self.blocks.append(_TextBlock(block, offset, engine))
+                offset += len(block.terms)
         self.n_features = offset
 
     def transform(self, documents: Sequence[str]) -> tuple[sparse.csr_matrix, list[dict[str, int]]]:

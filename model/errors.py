@@ -37,6 +37,12 @@ class IncompatibleModelError(ArtifactError):
     code = "incompatible_model"
 
 
+class PickledModelError(IncompatibleModelError):
+    """A version of the first format (a joblib pickle), which is never loaded: unpickling can run code."""
+
+    code = "pickled_model"
+
+
 class ModelNotFoundError(ArtifactError):
     """No model version exists where one was expected."""
 

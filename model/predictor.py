@@ -5,32 +5,34 @@ Every consumer (the API, batch scoring, evaluation, the command line) calls
 
 Scoring computes the shared features once per batch and then evaluates every
 head as one sparse-dense product followed by its sigmoid calibration. The
-weights are read out of the fitted scikit-learn estimators when the model is
-loaded; ``tests/model/test_predictor.py`` checks that the result equals the
-estimators' own ``predict_proba``.
+weights are the model's plain state (:mod:`model.state`), read out of the
+fitted scikit-learn estimators after training or from a version's JSON and
+``.npz`` files; ``tests/model/test_predictor.py`` checks that the result
+equals the estimators' own ``predict_proba``, before and after saving.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.special import expit
 
-from model.artifact import load_bundle
+from model.artifact import load_state
 from model.compiled import CompiledFeatures
 from model.errors import ArtifactError, InvalidItemError
-from model.features import FEATURE_NAMES, signal_of, structure_evidence
 from model.labels import POSITIVE_KIND, describe, kind_of
+from model.state import ModelState, TextBlock
+from model.structure import FEATURE_NAMES, signal_of, structure_evidence
 from model.suggestions import suggest
 from model.text import DEFAULT_ENGINE, MAX_CHARS, document_parts, has_chinese, join_normalized, segmenter
 
 TOP_TERMS = 5
+_EXPLAIN_CELLS = 2_000_000
+"""At most this many (head, row, entry) cells are ranked at once when explanations are computed for a batch."""
 BATCH_SIZE = 256
 """Items per :meth:`Predictor.predict` call when a caller scores many (files, evaluation)."""
 
@@ -71,85 +73,38 @@ class Prediction:
         return asdict(self)
 
 
-@dataclass
-class _LinearHead:
-    """A calibrated linear classifier read out of scikit-learn estimators."""
-
-    weights: np.ndarray  # (n_labels, n_features)
-    intercepts: np.ndarray  # (n_labels,)
-    slopes: np.ndarray  # sigmoid a_ per label
-    offsets: np.ndarray  # sigmoid b_ per label
-
-    @cached_property
-    def _columns(self) -> np.ndarray:
-        """Weights as (features x labels), contiguous, so the product never copies them."""
-        return np.ascontiguousarray(self.weights.T)
-
-    def probabilities(self, features: sparse.csr_matrix) -> np.ndarray:
-        scores = np.asarray(features @ self._columns) + self.intercepts
-        return expit(-(self.slopes * scores + self.offsets))
-
-
-def _read_calibrated(calibrated: Any) -> tuple[np.ndarray, float, float, float]:
-    """Weights, intercept and sigmoid of a ``CalibratedClassifierCV(ensemble=False)``."""
-    if len(calibrated.calibrated_classifiers_) != 1:
-        raise TypeError("expected a calibrated classifier fitted with ensemble=False")
-    inner = calibrated.calibrated_classifiers_[0]
-    sigmoid = inner.calibrators[0]
-    estimator = inner.estimator
-    return (
-        np.asarray(estimator.coef_, dtype=np.float64).ravel(),
-        float(np.ravel(estimator.intercept_)[0]),
-        float(sigmoid.a_),
-        float(sigmoid.b_),
-    )
-
-
-def _linear_head(calibrated_models: Sequence[Any]) -> _LinearHead:
-    parts = [_read_calibrated(model) for model in calibrated_models]
-    return _LinearHead(
-        weights=np.vstack([p[0] for p in parts]),
-        intercepts=np.array([p[1] for p in parts]),
-        slopes=np.array([p[2] for p in parts]),
-        offsets=np.array([p[3] for p in parts]),
-    )
-
-
 class Predictor:
     """Scores items with one model version.
 
     Parameters
     ----------
-    bundle : dict
-        The fitted heads (``topics`` and optionally ``kind`` pipelines sharing
-        one ``features`` step), ``topic_labels`` and ``mode``.
+    state : ModelState or dict
+        The model as plain data (:class:`model.state.ModelState`, what
+        :meth:`load` reads), or the trainer's fitted bundle (``topics`` and
+        optionally ``kind`` pipelines sharing one ``features`` step,
+        ``topic_labels`` and ``mode``), from which that state is read.
     manifest : dict
         The version's manifest; its ``thresholds`` (label: threshold) are the
         one record of each topic's threshold.
 
-    Use :meth:`load` to read a version directory; it verifies checksums first.
+    Use :meth:`load` to read a version directory; it verifies checksums first
+    and builds no scikit-learn object.
     """
 
-    def __init__(self, bundle: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
-        self.bundle = bundle
+    def __init__(self, state: ModelState | Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        if not isinstance(state, ModelState):
+            state = ModelState.from_fitted(state)
         self.manifest = dict(manifest)
         self.version: str = self.manifest.get("version", "unsaved")
-        self.topic_labels: list[str] = list(bundle["topic_labels"])
+        self.topic_labels: list[str] = list(state.topic_labels)
         self._topic_names = [describe(label).name for label in self.topic_labels]
-        self.mode: str = bundle.get("mode", "multilabel")
+        self.mode: str = state.mode
         self.thresholds = _thresholds(self.manifest, self.topic_labels)
-        topics = bundle["topics"]
-        self.features = topics.named_steps["features"]
         self.engine: str = (self.manifest.get("segmenter") or {}).get("engine", DEFAULT_ENGINE)
-        self._compiled = CompiledFeatures(self.features, self.engine)
-        self._topics = _linear_head(topics.named_steps["classifier"].estimators_)
-        kind = bundle.get("kind")
-        self._kind = None
-        if kind is not None:
-            if kind.named_steps["features"] is not self.features:
-                raise TypeError("the kind head must share the topic head's features step")
-            self._kind = _linear_head([kind.named_steps["classifier"]])
-        self._term_names, self._term_mask = self._explainable_terms()
+        self._compiled = CompiledFeatures(state.blocks, self.engine)
+        self._topics = state.topics
+        self._kind = state.kind
+        self._term_names, self._term_mask = _explainable_terms(state)
         self._structure_slice: tuple[int, tuple[str, ...]] | None = None
         if self._compiled.structure is not None:
             self._structure_slice = (self._compiled.structure[0], FEATURE_NAMES)
@@ -162,9 +117,9 @@ class Predictor:
 
     @classmethod
     def load(cls, directory: str | Path) -> Predictor:
-        """Verify and load a model version directory."""
-        bundle, manifest = load_bundle(Path(directory))
-        predictor = cls(bundle, manifest)
+        """Verify and load a model version directory (JSON and ``.npz`` only: nothing in it can run code)."""
+        state, manifest = load_state(Path(directory))
+        predictor = cls(state, manifest)
         segmenter(predictor.engine)  # load its dictionary now, not on the first request
         return predictor
 
@@ -172,68 +127,87 @@ class Predictor:
     def has_kind(self) -> bool:
         return self._kind is not None
 
-    def _explainable_terms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Display names of the features that may be shown as terms.
+    def _top_terms(self, matrix: sparse.csr_matrix, analysis: np.ndarray | None) -> list[list[list[str]]]:
+        """For each item and head, the terms of its text that pushed hardest towards that head (largest x * w).
 
-        Words (and word bigrams, shown without the space) of two or more
-        characters are what an editor can read; character n-grams are used
-        only by a model that has no word features.
+        The whole batch is ranked at once: the explainable entries of every row
+        are laid out in a (heads x rows x longest row) array and the best ten
+        per row and head are found with one ``argpartition``; only those short
+        candidate lists are walked in Python, to drop overlapping terms. Rows
+        are taken in groups so that the array stays small when one text is long.
         """
-        blocks = [name for name, _ in self.features.transformer_list]
-        shown = "words" if "words" in blocks else "chars"
-        names: list[str] = []
-        mask: list[bool] = []
-        for block, transformer in self.features.transformer_list:
-            if block == "structure":
-                count = len(transformer.named_steps["counts"].get_feature_names_out())
-                names += [""] * count
-                mask += [False] * count
-                continue
-            for term in transformer.get_feature_names_out():
-                # A character n-gram with a space spans punctuation or digits: not a term.
-                display = str(term).replace(" ", "")
-                names.append(display)
-                mask.append(block == shown and len(display) >= 2 and not (block == "chars" and " " in str(term)))
-        return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
+        heads = len(self._explain_signs)
+        n = matrix.shape[0]
+        signs = np.tile(self._explain_signs, (n, 1))
+        if self._kind is not None and analysis is not None:
+            signs[analysis < 0.5, -1] *= -1  # for a news item, the terms that pushed towards news
+        lengths = np.diff(matrix.indptr)
+        rows = np.repeat(np.arange(n), lengths)
+        keep = self._term_mask[matrix.indices]
+        rows, columns, values = rows[keep], matrix.indices[keep], matrix.data[keep]
+        counts = np.bincount(rows, minlength=n)
+        found: list[list[list[str]]] = []
+        start = 0
+        while start < n:
+            stop = start + 1
+            widest = int(counts[start])
+            while stop < n and heads * (stop + 1 - start) * max(widest, int(counts[stop])) <= _EXPLAIN_CELLS:
+                widest = max(widest, int(counts[stop]))
+                stop += 1
+            inside = slice(*np.searchsorted(rows, [start, stop]))
+            found += self._group_top_terms(
+                rows[inside] - start, columns[inside], values[inside], counts[start:stop], signs[start:stop]
+            )
+            start = stop
+        return found
 
-    def _explainable(self, row: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """The entries of a row that can be shown as terms (words, and n-grams of 2+ characters)."""
-        indices, values = row
-        keep = self._term_mask[indices]
-        return indices[keep], values[keep]
-
-    def _top_terms(self, row: tuple[np.ndarray, np.ndarray], weights: np.ndarray, signs: np.ndarray) -> list[list[str]]:
-        """For each head, the terms of this text that pushed hardest towards it (largest x * w).
-
-        All heads are ranked in a few whole-array numpy calls; only the short
-        candidate lists are walked in Python, to drop overlapping terms.
-        """
-        indices, values = row
-        if indices.size == 0:
-            return [[] for _ in signs]
-        contributions = (weights[:, indices] * values) * signs[:, None]
-        candidates = min(2 * TOP_TERMS, indices.size)
-        heads = np.arange(len(signs))[:, None]  # fancy indexing: take_along_axis costs more here
-        best = np.argpartition(-contributions, candidates - 1, axis=1)[:, :candidates]
-        scores = contributions[heads, best]
-        order = np.argsort(-scores, axis=1, kind="stable")
-        best = best[heads, order]
-        positive = (scores[heads, order] > 0).tolist()
-        names = self._term_names[indices[best]].tolist()
+    def _group_top_terms(
+        self, rows: np.ndarray, columns: np.ndarray, values: np.ndarray, counts: np.ndarray, signs: np.ndarray
+    ) -> list[list[list[str]]]:
+        heads, n = signs.shape[1], len(counts)
+        width = int(counts.max()) if n else 0
+        if width == 0:
+            return [[[] for _ in range(heads)] for _ in range(n)]
+        positions = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[rows]
+        contributions = self._explain_weights[:, columns] * values * signs[rows].T  # heads x entries
+        grid = np.zeros((heads, n, width))
+        grid[:, rows, positions] = -contributions
+        features = np.zeros((n, width), dtype=np.int64)
+        features[rows, positions] = columns
+        # Equal contributions are common (n-grams that always occur together get equal weights), so which
+        # of them is shown depends on how they are partitioned: each row is partitioned exactly as one item
+        # alone would be, over its own entries only; ranking and the rest are done for all rows at once.
+        most = 2 * TOP_TERMS
+        best = np.zeros((heads, n, most), dtype=np.int64)
+        missing = np.zeros((n, most), dtype=bool)
+        for i, count in enumerate(counts.tolist()):
+            candidates = min(most, count)
+            if candidates:
+                best[:, i, :candidates] = np.argpartition(grid[:, i, :count], candidates - 1, axis=1)[:, :candidates]
+            missing[i, candidates:] = True
+        scores = -np.take_along_axis(grid, best, axis=2)
+        scores[:, missing] = -np.inf  # after every real candidate in the stable sort below, and never positive
+        order = np.argsort(-scores, axis=2, kind="stable")
+        best = np.take_along_axis(best, order, axis=2)
+        positive = (np.take_along_axis(scores, order, axis=2) > 0).transpose(1, 0, 2).tolist()
+        names = self._term_names[features[np.arange(n)[None, :, None], best]].transpose(1, 0, 2).tolist()
         found = []
-        for head_names, head_positive in zip(names, positive, strict=True):
-            terms: list[str] = []
-            for term, keep in zip(head_names, head_positive, strict=True):
-                if not keep:
-                    break
-                for kept in terms:  # a plain loop: cheaper than any() over at most five terms
-                    if term in kept or kept in term:
+        for row_names, row_positive in zip(names, positive, strict=True):
+            row_terms = []
+            for head_names, head_positive in zip(row_names, row_positive, strict=True):
+                terms: list[str] = []
+                for term, keep in zip(head_names, head_positive, strict=True):
+                    if not keep:
                         break
-                else:
-                    terms.append(term)
-                    if len(terms) == TOP_TERMS:
-                        break
-            found.append(terms)
+                    for kept in terms:  # a plain loop: cheaper than any() over at most five terms
+                        if term in kept or kept in term:
+                            break
+                    else:
+                        terms.append(term)
+                        if len(terms) == TOP_TERMS:
+                            break
+                row_terms.append(terms)
+            found.append(row_terms)
         return found
 
     def _kind_terms(
@@ -276,10 +250,11 @@ class Predictor:
         matrix, counts = self._compiled.transform(documents)
         topic_probabilities = self._topics.probabilities(matrix)
         kind_probabilities = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
+        terms = self._top_terms(matrix, kind_probabilities)
         return [
             self._result(
                 ids[i], documents[i], _row(matrix, i), counts[i], topic_probabilities[i],
-                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i],
+                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i], terms[i],
             )
             for i in range(len(documents))
         ]
@@ -306,6 +281,12 @@ class Predictor:
         documents, _, _ = _prepare_all(items)
         return self._compiled.transform(documents)[0]
 
+    def probabilities(self, items: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Unrounded topic probabilities (items x topics) and analysis probabilities (None without a kind head)."""
+        matrix = self.transform(items)
+        kind = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
+        return self._topics.probabilities(matrix), kind
+
     def predict_one(self, text: str, title: str | None = None, id: str | None = None) -> Prediction:
         """Score a single item."""
         return self.predict([{"id": id, "title": title, "text": text}])[0]
@@ -319,10 +300,9 @@ class Predictor:
         probabilities: np.ndarray,
         analysis: float | None,
         warnings: list[str],
+        terms: list[list[str]],
     ) -> Prediction:
         chinese = has_chinese(document)
-        structure_row = row
-        row = self._explainable(row)
         if self.mode == "multiclass":
             selected = np.zeros(len(probabilities), dtype=bool)
             selected[int(np.argmax(probabilities))] = True
@@ -332,21 +312,12 @@ class Predictor:
             selected[:] = False
             warnings.append("文本不含中文，结果可信度低 (no Chinese text: low confidence)")
         analysis_head = self._kind is not None and analysis is not None
-        signs = self._explain_signs
-        if analysis_head and analysis is not None and analysis < 0.5:
-            # For a news item, show the terms that pushed towards news.
-            signs = signs.copy()
-            signs[-1] = -signs[-1]
-        terms = self._top_terms(row, self._explain_weights, signs)
+        # Python floats and bools once per item (tolist), not a numpy scalar per topic.
         topics = [
-            TopicScore(
-                label=label,
-                name=self._topic_names[j],
-                probability=round(float(probabilities[j]), 4),
-                selected=bool(selected[j]),
-                terms=terms[j],
+            TopicScore(label=label, name=name, probability=round(probability, 4), selected=chosen, terms=label_terms)
+            for label, name, probability, chosen, label_terms in zip(
+                self.topic_labels, self._topic_names, probabilities.tolist(), selected.tolist(), terms, strict=False
             )
-            for j, label in enumerate(self.topic_labels)
         ]
         kind = None
         score = None
@@ -359,7 +330,7 @@ class Predictor:
                 name=chosen.name,
                 probability=round(analysis if chosen.label == POSITIVE_KIND else 1 - analysis, 4),
                 analysis_probability=round(analysis, 4),
-                terms=self._kind_terms(document, structure_row, terms[-1], analysis >= 0.5),
+                terms=self._kind_terms(document, row, terms[-1], analysis >= 0.5),
             )
             score = int(round(100 * analysis))
             grade = chosen.name
@@ -375,6 +346,30 @@ class Predictor:
             confidence="normal" if chinese else "low",
             model_version=self.version,
         )
+
+
+def _explainable_terms(state: ModelState) -> tuple[np.ndarray, np.ndarray]:
+    """Display names of the features, and which of them may be shown as terms.
+
+    Words (and word bigrams, shown without the space) of two or more
+    characters are what an editor can read; character n-grams are used
+    only by a model that has no word features.
+    """
+    blocks = [block.name for block in state.blocks if isinstance(block, TextBlock)]
+    shown = "words" if "words" in blocks else "chars"
+    names: list[str] = []
+    mask: list[bool] = []
+    for block in state.blocks:
+        if not isinstance(block, TextBlock):
+            names += [""] * block.size
+            mask += [False] * block.size
+            continue
+        for term in block.terms:
+            # A character n-gram with a space spans punctuation or digits: not a term.
+            display = term.replace(" ", "")
+            names.append(display)
+            mask.append(block.name == shown and len(display) >= 2 and not (block.name == "chars" and " " in term))
+    return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
 
 def _thresholds(manifest: Mapping[str, Any], labels: Sequence[str]) -> np.ndarray:

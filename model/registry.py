@@ -2,7 +2,7 @@
 
 Layout::
 
-    <root>/models/<version>/manifest.json, model.joblib
+    <root>/models/<version>/manifest.json, model.json, vocabulary.json, arrays.npz
     <root>/models/ACTIVE          the id of the active version
     <root>/models/AUDIT.jsonl     one line per activation: when, which version, from which, who and why
 
@@ -63,7 +63,7 @@ class ModelRegistry:
             raise ModelNotFoundError(f"{version[:80]!r} is not a model version id")
         return self.models / version
 
-    def save(self, bundle: dict[str, Any], manifest: dict[str, Any], version: str) -> Path:
+    def save(self, bundle: Any, manifest: dict[str, Any], version: str) -> Path:
         """Save a new version (:func:`model.artifact.save_version`), first removing stale staging folders."""
         self.remove_stale_staging()
         return save_version(bundle, manifest, self.path(version))

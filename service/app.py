@@ -26,7 +26,7 @@ from service.metrics import Metrics
 from service.middleware import RequestMiddleware
 from service.retraining import Retrainer, RetrainScheduler
 from service.review import ReviewQueue
-from service.security import install_security
+from service.security import data_dir_warning, install_security
 from service.settings import Settings, get_settings
 from service.store import open_store
 
@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no API key is configured: every state-changing route (PUT /v1/models/active, /v1/batch, /v1/items,"
                 " /v1/retrain) answers 401 until XINXI_API_KEYS is set"
             )
+        unsafe = data_dir_warning(settings.data_dir)
+        if unsafe:
+            log.warning("%s", unsafe)
         store = open_store(settings)
         try:
             store.migrate()  # Alembic upgrade to head; an existing database is upgraded in place

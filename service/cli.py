@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from model import ModelRegistry, Predictor, XinxiError
+from model import ModelRegistry, Predictor, XinxiError, describe_error
 from model.artifact import umask_mode
 from service.errors import ServiceError
 from service.settings import get_settings
@@ -80,15 +80,20 @@ def load_predictor(model_dir: Path | None) -> Predictor:
     """The model in ``model_dir``, or the active one (trained from datasets/ when there is none)."""
     if model_dir is not None:
         return Predictor.load(model_dir)
-    import training
-
     reg = registry()
     if reg.active_id() is None:
-        sources = ", ".join(map(str, default_data()))
-        console.print(f"No model yet in {reg.models}: training the default model from {sources}.")
-        with progress_bar("training the default model") as update:
-            return Predictor.load(training.ensure_active_model(reg, training.DEFAULT_DATA, progress=update))
+        return Predictor.load(_train_default(reg))
     return Predictor.load(reg.active_path())
+
+
+def _train_default(reg: ModelRegistry) -> Path:
+    """Train the default model into the registry (when none is active yet), with a progress bar."""
+    import training
+
+    sources = ", ".join(map(str, default_data()))
+    console.print(f"No model yet in {reg.models}: training the default model from {sources}.")
+    with progress_bar("training the default model") as update:
+        return training.ensure_active_model(reg, training.DEFAULT_DATA, progress=update)
 
 
 @contextmanager
@@ -509,8 +514,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    with errors_to_messages():
-        load_predictor(None)
+    prepare_model_in_child()
     from service.store import open_store
 
     store = open_store(settings)
@@ -558,6 +562,44 @@ def _log_config(level: str) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["xinxi"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return config
+
+
+def prepare_model_in_child() -> None:
+    """Make sure the active model exists and predicts, in a child process, so that this one holds no model.
+
+    ``xinxi serve`` with several workers keeps its first process as uvicorn's
+    supervisor, which answers no request: a model loaded (or trained) there
+    would stay in its memory for nothing. The child trains the default model
+    if there is none (with its progress bar), loads and warms the active one,
+    and exits; each worker then loads its own copy.
+    """
+    import multiprocessing
+
+    checker = multiprocessing.get_context("spawn").Process(target=_prepare_model, name="xinxi-model-check")
+    checker.start()
+    checker.join()
+    if checker.exitcode != 0:
+        raise typer.Exit(2)
+
+
+def _prepare_model() -> None:
+    """The child of :func:`prepare_model_in_child`: exit code 0 once the active model has loaded and predicted."""
+    from service.active_model import load_and_warm
+
+    try:
+        with errors_to_messages():
+            try:
+                reg = registry()
+                if reg.active_id() is not None:
+                    load_and_warm(reg.active_path())
+                    return
+                load_and_warm(_train_default(reg))
+            except (XinxiError, ServiceError, OSError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a malformed model may raise anything; say it in one line
+                fail(f"the active model cannot be loaded: {describe_error(exc)}")
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
 
 
 def _share_metrics_between_workers(data_dir: Path) -> Path | None:
@@ -810,6 +852,37 @@ def _print_retrain(job: dict[str, Any]) -> None:
     elif outcome == "kept":
         note = report.get("note") or "the gate refused the candidate: the active model stays"
         console.print(note, highlight=False)
+
+
+@models_app.command("convert")
+def models_convert(
+    version: Annotated[str, typer.Argument(help="a version in the old pickle format (model.joblib)")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask: the files are trusted")] = False,
+) -> None:
+    """Convert a version of the old pickle format once into a new version that cannot run code when loaded."""
+    from model.legacy import convert_pickled_version
+    from service.active_model import load_version
+    from service.retraining import os_identity
+
+    with errors_to_messages():
+        reg = registry()
+        console.print(
+            f"[bold yellow]warning:[/] converting unpickles {reg.path(version)}/model.joblib, and unpickling runs "
+            "any code written into the file. Convert only a version you trust: one that xinxi wrote in a data "
+            "directory nobody else can write. Otherwise retrain with `xinxi train`.",
+            highlight=False, soft_wrap=True,
+        )
+        if not yes and not typer.confirm("Convert it?", default=False, err=True):
+            fail("not converted")
+        new_version = convert_pickled_version(reg, version)
+        load_version(reg, new_version)  # it must load and predict in the new format before anything points at it
+        console.print(f"{version} converted into the new version {new_version} (JSON and .npz)")
+        if reg.active_id() == version:
+            reg.activate(new_version, who=os_identity(), why=f"converted from {version}", action="convert")
+            console.print(f"{new_version} is now active in place of {version}")
+        else:
+            console.print(f"activate it with `xinxi models activate {new_version}`")
+        print(new_version)
 
 
 if __name__ == "__main__":

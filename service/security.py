@@ -1,16 +1,21 @@
-"""API keys, the request body limit and CORS (the middlewares themselves are in :mod:`service.middleware`).
+"""API keys, the request body limit, CORS, and who may write the data directory.
 
 Keys come from ``XINXI_API_KEYS`` and are compared in constant time; a key is
 never logged or echoed. Endpoints that change state always require a key;
 prediction requires one only when ``XINXI_PREDICT_REQUIRES_KEY`` is set. CORS
-is off unless ``XINXI_CORS_ORIGINS`` names origins.
+is off unless ``XINXI_CORS_ORIGINS`` names origins (the middlewares themselves
+are in :mod:`service.middleware`). At start-up the service warns when other
+users can write its data directory (:func:`data_dir_warning`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import stat
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -124,3 +129,38 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
+
+
+def data_dir_warning(data_dir: Path) -> str | None:
+    """Why other users could change what the service serves, with the command that stops it; None if they cannot.
+
+    Looks at the data directory, ``models/``, the ``ACTIVE`` pointer and every
+    version directory: any of them writable by the group or by others, or
+    owned by another user, lets someone else replace a model or the pointer.
+    (Model files cannot run code when loaded; they can still be replaced by
+    a model that answers wrongly.)
+    """
+    models = data_dir / "models"
+    paths = [data_dir, models, models / "ACTIVE"]
+    try:
+        paths += sorted(p for p in models.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        pass
+    found: list[str] = []
+    for path in paths:
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        who = [name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others")) if status.st_mode & bit]
+        if who:
+            found.append(f"{path} is writable by {' and '.join(who)}")
+        if status.st_uid != os.geteuid():
+            found.append(f"{path} belongs to another user (uid {status.st_uid})")
+    if not found:
+        return None
+    shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+    return (
+        f"other users can change the models this service serves: {shown}. "
+        f"Run `chmod -R go-w {data_dir}` (and `chown -R` it to the service's user if another user owns it)"
+    )

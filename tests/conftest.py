@@ -6,14 +6,15 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from model import ModelRegistry, Predictor
-from training import SEED_DATA, load_items
+from model.artifact import new_version_id
+from training import SEED_DATA, fit_model, load_items
 from training.data import Item
-from training.trainer import train_version
 
 SMALL_SIZE = 300
 
@@ -72,9 +73,20 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_dir(data_dir: Path, corpus: list[Item]) -> Path:
-    """The active model of ``data_dir``, trained once per session on the small corpus."""
-    return train_version(corpus, registry=ModelRegistry(data_dir), seed=0, folds=3, min_examples=5)
+def fitted(corpus: list[Item]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The session model as the trainer leaves it in memory: fitted scikit-learn objects and the manifest."""
+    return fit_model(corpus, seed=0, folds=3, min_examples=5)
+
+
+@pytest.fixture(scope="session")
+def model_dir(data_dir: Path, fitted: tuple[dict[str, Any], dict[str, Any]]) -> Path:
+    """The active model of ``data_dir``: the session model, saved (as ``train_version`` saves) and activated."""
+    bundle, manifest = fitted
+    registry = ModelRegistry(data_dir)
+    version = new_version_id()
+    directory = registry.save(bundle, {**manifest, "version": version}, version)
+    registry.activate(version)
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from model import Predictor
-from model.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
+from model.artifact import MANIFEST_FILE, check_format, read_manifest
+from model.state import STATE_FILES
 from service.batch.formats import Chunk, Columns
 from service.batch.scoring import score_in_order, score_items
 
@@ -71,8 +72,9 @@ class DaskEngine:
             )
             self.client = Client(self.cluster)
         manifest = read_manifest(model_dir)
+        check_format(model_dir, manifest)
         self.version = str(manifest.get("version") or model_dir.name)
-        files = {name: (model_dir / name).read_bytes() for name in (MODEL_FILE, MANIFEST_FILE)}
+        files = {name: (model_dir / name).read_bytes() for name in (*STATE_FILES, MANIFEST_FILE)}
         self.client.register_plugin(ModelPlugin(self.version, files))
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model import Predictor, XinxiError
-from model.artifact import read_manifest
+from model.artifact import check_format, read_manifest
 from service.batch.formats import Chunk, Columns, choose_columns, format_of, open_reader
 from service.batch.report import Tally, render_html
 from service.batch.scoring import (
@@ -166,6 +166,8 @@ def score_file(
     in_format = format_of(input, options.input_format)
     out_format = format_of(output, options.format, "output") if output is not None else "jsonl"
     manifest = read_manifest(model_dir) if predictor is None else predictor.manifest
+    if predictor is None:
+        check_format(model_dir, manifest)  # a pickled version is refused here, not in each worker
     version = str(manifest.get("version") or model_dir.name) if predictor is None else predictor.version
     topic_labels = list(predictor.topic_labels if predictor is not None else manifest["labels"]["topics"])
     if options.resume and output is None:

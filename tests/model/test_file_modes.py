@@ -30,10 +30,12 @@ def test_umask_mode_follows_the_umask(umask_022: None) -> None:
     assert umask_mode() == 0o640 and umask_mode(directory=True) == 0o750
 
 
-def test_a_saved_version_and_the_active_pointer_are_readable_by_others(umask_022: None, tmp_path: Path) -> None:
+def test_a_saved_version_and_the_active_pointer_are_readable_by_others(umask_022: None, tmp_path: Path, fitted) -> None:
     registry = ModelRegistry(tmp_path)
-    directory = save_version({"topics": None}, {"version": "v1"}, registry.models / "v1")
+    directory = save_version(fitted[0], {"version": "v1"}, registry.models / "v1")
     registry.activate("v1")
     assert mode(directory) == 0o755
-    assert {p.name: mode(p) for p in directory.iterdir()} == {"model.joblib": 0o644, "manifest.json": 0o644}
+    assert {p.name: mode(p) for p in directory.iterdir()} == {
+        "model.json": 0o644, "vocabulary.json": 0o644, "arrays.npz": 0o644, "manifest.json": 0o644
+    }
     assert mode(registry.models / "ACTIVE") == 0o644

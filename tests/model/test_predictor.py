@@ -13,11 +13,13 @@ ITEM = {
 }
 
 
-def test_fast_path_equals_the_estimators_own_probabilities(predictor: Predictor, corpus) -> None:
+def test_fast_path_equals_the_estimators_own_probabilities(predictor: Predictor, fitted, corpus) -> None:
+    """The loaded model (plain state, no scikit-learn object) against the fitted estimators it was saved from."""
+    bundle, _ = fitted
     items = [item.as_input() for item in corpus[:40]]
     documents = [join_document(i["title"], i["text"]) for i in items]
-    topics = predictor.bundle["topics"].predict_proba(documents)
-    kind = predictor.bundle["kind"].predict_proba(documents)[:, 1]
+    topics = bundle["topics"].predict_proba(documents)
+    kind = bundle["kind"].predict_proba(documents)[:, 1]
     results = predictor.predict(items)
     ours = np.array([[t.probability for t in r.topics] for r in results])
     np.testing.assert_allclose(ours, topics, atol=1e-4)
@@ -92,10 +94,10 @@ def test_emoji_and_control_characters_do_not_crash(predictor: Predictor) -> None
     assert result.kind is not None and 0 <= result.quality_score <= 100
 
 
-def test_compiled_features_equal_the_fitted_union(predictor: Predictor, corpus) -> None:
+def test_compiled_features_equal_the_fitted_union(predictor: Predictor, fitted, corpus) -> None:
     documents = [join_document(i.title, i.text) for i in corpus[:60]] + ["", "no Chinese 123", "单字"]
     ours, _ = predictor._compiled.transform(documents)
-    theirs = predictor.features.transform(documents)
+    theirs = fitted[0]["topics"].named_steps["features"].transform(documents)
     np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-5, atol=1e-6)
 
 
@@ -124,11 +126,12 @@ def test_kind_terms_show_the_texts_own_structure_evidence(predictor: Predictor) 
 def test_compiled_features_match_every_feature_setting(corpus, options: dict) -> None:
     from model.compiled import CompiledFeatures
     from model.features import build_features
+    from model.state import feature_blocks
 
     documents = [join_document(i.title, i.text) for i in corpus[:80]]
     union = build_features(**options).fit(documents)
     probe = documents[:30] + ["", "单字", "no Chinese 123", "招商，的，引资 招商 引资"]
-    ours, counts = CompiledFeatures(union).transform(probe)
+    ours, counts = CompiledFeatures(feature_blocks(union)).transform(probe)
     np.testing.assert_allclose(ours.toarray(), union.transform(probe).toarray(), rtol=1e-5, atol=1e-6)
     assert len(counts) == len(probe)
 
@@ -149,7 +152,9 @@ def test_structure_evidence_comes_first_when_the_model_has_structure_features(co
     assert "3月5日" in news.kind.terms, news.kind.terms
 
 
-def test_a_training_item_and_the_same_item_predicted_have_identical_features(predictor: Predictor, corpus) -> None:
+def test_a_training_item_and_the_same_item_predicted_have_identical_features(
+    predictor: Predictor, fitted, corpus
+) -> None:
     """Train/serve skew: the trainer's documents and the Predictor's are cut and joined the same way."""
     from training.data import Item
     from training.dataset import prepare
@@ -160,7 +165,7 @@ def test_a_training_item_and_the_same_item_predicted_have_identical_features(pre
         topics=base.topics, kind=base.kind, row=1,
     )
     items = [long_item, *corpus[1:4]]
-    trained = predictor.features.transform(prepare(items).documents)
+    trained = fitted[0]["topics"].named_steps["features"].transform(prepare(items).documents)
     predicted = predictor.transform([item.as_input() for item in items])
     assert len(long_item.text) > MAX_CHARS
     np.testing.assert_allclose(predicted.toarray(), trained.toarray(), rtol=1e-5, atol=1e-6)

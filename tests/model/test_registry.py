@@ -73,15 +73,16 @@ def test_an_active_version_that_disappeared_is_named(tmp_path: Path, model_dir: 
 _SAVE_THAT_HANGS = """
 import sys, time
 from pathlib import Path
-from model.artifact import save_version
+import model.artifact as artifact
 
-class Hangs:
-    def __reduce__(self):
-        Path(sys.argv[2]).touch()  # the staging folder exists now
-        time.sleep(120)
-        return (int, ())
+state, _ = artifact.load_state(Path(sys.argv[3]))
 
-save_version({"x": Hangs()}, {}, Path(sys.argv[1]))
+def hang(path, data):
+    Path(sys.argv[2]).touch()  # the staging folder exists now
+    time.sleep(120)
+
+artifact._write_durably = hang
+artifact.save_version(state, {}, Path(sys.argv[1]))
 """
 
 
@@ -96,7 +97,7 @@ def test_a_save_killed_midway_leaves_staging_that_the_next_save_or_listing_remov
     _add(tmp_path, model_dir, "v1", "2026-01-01T00:00:00+00:00")
     started = tmp_path / "started"
     process = subprocess.Popen(
-        [sys.executable, "-c", _SAVE_THAT_HANGS, str(registry.models / "v2"), str(started)],
+        [sys.executable, "-c", _SAVE_THAT_HANGS, str(registry.models / "v2"), str(started), str(model_dir)],
         cwd=Path(__file__).resolve().parents[2],
     )
     try:

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pytest
 from fastapi.testclient import TestClient
 
 from model import ModelRegistry
-from model.artifact import MODEL_FILE, file_sha256
+from model.artifact import file_sha256
+from model.state import SETTINGS_FILE
 from service.app import create_app
 from service.settings import Settings
 
@@ -79,29 +79,29 @@ def copy_version(root: Path, source: Path, version: str) -> str:
 def malformed_version(
     root: Path, source: Path, version: str, damage: Callable[[dict[str, Any], dict[str, Any]], None]
 ) -> str:
-    """Add a copy of ``source`` whose bundle or manifest ``damage`` has changed, with checksums that still match."""
+    """Add a copy of ``source`` whose model.json or manifest ``damage`` has changed, with checksums that still match."""
     copy_version(root, source, version)
     target = root / "models" / version
-    bundle = joblib.load(target / MODEL_FILE)
+    settings = json.loads((target / SETTINGS_FILE).read_text(encoding="utf-8"))
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    damage(bundle, manifest)
-    joblib.dump(bundle, target / MODEL_FILE, compress=3)
-    manifest["files"][MODEL_FILE] = {
-        "sha256": file_sha256(target / MODEL_FILE),
-        "bytes": (target / MODEL_FILE).stat().st_size,
+    damage(settings, manifest)
+    (target / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8")
+    manifest["files"][SETTINGS_FILE] = {
+        "sha256": file_sha256(target / SETTINGS_FILE),
+        "bytes": (target / SETTINGS_FILE).stat().st_size,
     }
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     return version
 
 
-def short_thresholds(bundle: dict[str, Any], manifest: dict[str, Any]) -> None:
+def short_thresholds(settings: dict[str, Any], manifest: dict[str, Any]) -> None:
     manifest["thresholds"] = dict(list(manifest["thresholds"].items())[:-1])
 
 
-def no_topic_head(bundle: dict[str, Any], manifest: dict[str, Any]) -> None:
-    del bundle["topics"]
+def no_topic_head(settings: dict[str, Any], manifest: dict[str, Any]) -> None:
+    settings["heads"] = ["kind"]
 
 
-def headless_topics(bundle: dict[str, Any], manifest: dict[str, Any]) -> None:
-    bundle["topics"] = None  # AttributeError on load
+def wrong_width(settings: dict[str, Any], manifest: dict[str, Any]) -> None:
+    settings["n_features"] += 1  # the blocks and the arrays no longer agree

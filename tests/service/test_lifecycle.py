@@ -13,16 +13,17 @@ from fastapi.testclient import TestClient
 
 import service.active_model
 from model import ModelRegistry, Predictor
+from model.state import STATE_FILES
 from service.app import create_app
 from tests.service.conftest import (
     SAMPLE_ITEM,
     copy_version,
-    headless_topics,
     make_settings,
     malformed_version,
     no_topic_head,
     short_thresholds,
     started,
+    wrong_width,
 )
 from tests.service.test_api import assert_error
 
@@ -101,7 +102,7 @@ def test_a_damaged_new_model_is_refused_and_the_old_one_keeps_serving(
     with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
         active = started(client).app.state.active_model  # type: ignore[attr-defined]
         version = copy_version(private_data_dir, model_dir, "20990303-000000-dead")
-        with (private_data_dir / "models" / version / "model.joblib").open("ab") as stream:
+        with (private_data_dir / "models" / version / "arrays.npz").open("ab") as stream:
             stream.write(b"damage")
         (private_data_dir / "models" / "ACTIVE").write_text(version + "\n")
         with caplog.at_level(logging.ERROR, logger="xinxi.service"):
@@ -112,7 +113,7 @@ def test_a_damaged_new_model_is_refused_and_the_old_one_keeps_serving(
         assert response.json()["model_version"] == model_dir.name
 
 
-@pytest.mark.parametrize("damage", [no_topic_head, headless_topics, short_thresholds])
+@pytest.mark.parametrize("damage", [no_topic_head, wrong_width, short_thresholds])
 def test_a_malformed_bundle_with_good_checksums_is_refused_by_the_poller(
     private_data_dir: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage
 ) -> None:
@@ -134,7 +135,7 @@ def test_a_malformed_first_model_leaves_the_state_failed_not_loading(
     private_data_dir: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     ModelRegistry(private_data_dir).activate(
-        malformed_version(private_data_dir, model_dir, "20990505-000000-bad1", headless_topics)
+        malformed_version(private_data_dir, model_dir, "20990505-000000-bad1", wrong_width)
     )
     with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
         active = client.app.state.active_model  # type: ignore[attr-defined]
@@ -150,7 +151,7 @@ def test_the_poller_survives_a_malformed_bundle_and_any_error(
     registry = ModelRegistry(private_data_dir)
     with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0.02))) as client:
         active = started(client).app.state.active_model  # type: ignore[attr-defined]
-        registry.activate(malformed_version(private_data_dir, model_dir, "20990606-000000-bad2", headless_topics))
+        registry.activate(malformed_version(private_data_dir, model_dir, "20990606-000000-bad2", wrong_width))
         failed = threading.Event()
         real_active_id = active.registry.active_id
 
@@ -204,8 +205,9 @@ def test_activating_a_repaired_version_loads_it_although_it_failed_before(
 
 
 def _repair(target: Path, source: Path) -> None:
-    """Put ``source``'s bundle back into the malformed version ``target``, keeping its id."""
-    (target / "model.joblib").write_bytes((source / "model.joblib").read_bytes())
+    """Put ``source``'s model files back into the malformed version ``target``, keeping its id."""
+    for name in STATE_FILES:
+        (target / name).write_bytes((source / name).read_bytes())
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
     original = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"], manifest["thresholds"] = original["files"], original["thresholds"]
@@ -277,7 +279,7 @@ def test_error_bodies_name_no_server_path_and_the_log_keeps_it(
     private_data_dir: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     version = copy_version(private_data_dir, model_dir, "20991212-000000-dead")
-    with (private_data_dir / "models" / version / "model.joblib").open("ab") as stream:
+    with (private_data_dir / "models" / version / "arrays.npz").open("ab") as stream:
         stream.write(b"damage")
     settings = make_settings(private_data_dir, tmp_path, api_keys=KEY, model_poll_seconds=0)
     auth = {"Authorization": f"Bearer {KEY}"}
@@ -285,7 +287,7 @@ def test_error_bodies_name_no_server_path_and_the_log_keeps_it(
         active = started(client).app.state.active_model  # type: ignore[attr-defined]
         rejected = client.put("/v1/models/active", json={"version": version}, headers=auth)
         error = assert_error(rejected, 409, "model_rejected")
-        assert "…/model.joblib does not match the SHA-256" in error["message_en"]
+        assert "…/arrays.npz does not match the SHA-256" in error["message_en"]
         missing = client.put("/v1/models/active", json={"version": "20990101-000000-0000"}, headers=auth)
         assert "in …/models" in assert_error(missing, 404, "not_found")["message_en"]
         ModelRegistry(private_data_dir).activate(version)
@@ -327,14 +329,14 @@ def test_readyz_is_degraded_while_active_names_a_version_that_failed_to_load(
     registry = ModelRegistry(private_data_dir)
     with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
         active = started(client).app.state.active_model  # type: ignore[attr-defined]
-        version = malformed_version(private_data_dir, model_dir, "20991111-000000-bad7", headless_topics)
+        version = malformed_version(private_data_dir, model_dir, "20991111-000000-bad7", wrong_width)
         registry.activate(version)
         assert active.refresh() is False
         response = client.get("/readyz")
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "degraded" and body["model_version"] == model_dir.name
-        assert f"the active model {version} failed to load (AttributeError" in body["reason"]
+        assert f"the active model {version} failed to load (ArtifactError" in body["reason"]
         assert f"still serving {model_dir.name}" in body["reason"]
         assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
         registry.activate(model_dir.name)  # pointing back at the serving version heals it

@@ -33,7 +33,7 @@ def serve_without_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> li
 
     monkeypatch.setenv("XINXI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(uvicorn, "run", run)
-    monkeypatch.setattr(service.cli, "load_predictor", lambda *args, **kwargs: None)
+    monkeypatch.setattr(service.cli, "prepare_model_in_child", lambda: None)
     get_settings.cache_clear()
     yield calls
     get_settings.cache_clear()

@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from model import Predictor
+from model.artifact import save_version
+from model.state import STATE_FILES
 from training import TrainingError, fit_model
 from training.data import Item
 from training.trainer import choose_thresholds
@@ -20,13 +22,22 @@ def _probabilities(bundle: dict, items: list[Item]) -> np.ndarray:
     return np.array([[t.probability for t in r.topics] + [r.kind.analysis_probability] for r in results])
 
 
-def test_same_data_and_seed_give_the_same_model(corpus: list[Item]) -> None:
+def test_same_data_and_seed_give_the_same_model(corpus: list[Item], tmp_path: Path) -> None:
     sample = corpus[:200]
     first, manifest_a = fit_model(sample, seed=3, folds=3, min_examples=5)
     second, manifest_b = fit_model(sample, seed=3, folds=3, min_examples=5)
     assert manifest_a["thresholds"] == manifest_b["thresholds"]
     assert manifest_a["metrics"] == manifest_b["metrics"]
     np.testing.assert_array_equal(_probabilities(first, corpus[200:260]), _probabilities(second, corpus[200:260]))
+    # Byte-identical model files: only the manifest records when and as what version each was saved.
+    a = save_version(first, manifest_a, tmp_path / "a")
+    b = save_version(second, manifest_b, tmp_path / "b")
+    files = sorted(p.name for p in a.iterdir())
+    assert files == sorted(p.name for p in b.iterdir()) == sorted([*STATE_FILES, "manifest.json"])
+    for name in STATE_FILES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    checksums = [json.loads((d / "manifest.json").read_text(encoding="utf-8"))["files"] for d in (a, b)]
+    assert checksums[0] == checksums[1]
 
 
 def test_unknown_labels_are_refused_by_name(corpus: list[Item]) -> None:
@@ -49,7 +60,7 @@ def test_thresholds_maximise_f1() -> None:
     assert 0.3 < choose_thresholds(truth, probabilities)[0] <= 0.35
 
 
-def test_single_label_multiclass_corpus_with_its_own_labels() -> None:
+def test_single_label_multiclass_corpus_with_its_own_labels(tmp_path: Path) -> None:
     words = {"财经": "股市 银行 利率 基金 证券 汇率", "体育": "球队 比赛 冠军 进球 联赛 教练",
              "科技": "芯片 手机 软件 人工智能 算法 网络"}
     items = []
@@ -63,6 +74,8 @@ def test_single_label_multiclass_corpus_with_its_own_labels() -> None:
     result = Predictor(bundle, manifest).predict_one("芯片 算法 软件 发布")
     assert [t.label for t in result.topics if t.selected] == ["科技"]
     assert result.quality_score is None
+    loaded = Predictor.load(save_version(bundle, manifest, tmp_path / "v"))
+    assert loaded.mode == "multiclass" and loaded.predict_one("芯片 算法 软件 发布").topics == result.topics
 
 
 def test_end_to_end_train_evaluate_predict_from_the_command_line(
