@@ -35,7 +35,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.model_selection import train_test_split
 
-from model.uncertainty import prediction_priority
+from model.uncertainty import head_margins, prediction_priority
 from training import DEFAULT_DATA, load_dataset
 from training.baselines import Scores, XinxiMethod
 from training.compare import MIN_LABEL_POSITIVES
@@ -43,6 +43,16 @@ from training.dataset import Dataset
 from training.evaluate import kind_metrics, topic_metrics
 
 STRATEGIES = ("queue", "random")
+"""``queue`` ranks with the shipped :func:`model.uncertainty.prediction_priority`; ``random`` draws."""
+EXPERIMENTS = ("queue-sum", "queue-mix")
+"""Candidate orders tried against the shipped one (``--strategies queue,random,queue-sum``):
+
+``queue-sum``
+    every head's uncertainty added up (an editor's review labels every head at
+    once), rather than the nearest head's alone;
+``queue-mix``
+    half of each round from the queue, half at random from the rest of the pool.
+"""
 
 
 def split_source(data: Dataset, source: str, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,11 +97,22 @@ def metrics_on_test(data: Dataset, test: np.ndarray, scores: Scores) -> dict[str
     return result
 
 
-def queue_order(scores: Scores, thresholds: np.ndarray) -> np.ndarray:
+def queue_order(scores: Scores, thresholds: np.ndarray, strategy: str = "queue", seed: int = 0) -> np.ndarray:
     """Positions of the scored items, most worth reviewing first (ties keep their order)."""
     assert scores.predictions is not None
-    priority = prediction_priority(scores.predictions, thresholds)
-    return np.argsort(-priority, kind="stable")
+    if strategy == "queue-sum":
+        analysis = np.array([p.kind.analysis_probability if p.kind else 0.5 for p in scores.predictions])
+        margins = head_margins(scores.probabilities, thresholds, analysis)
+        return np.argsort(-(1.0 / (1.0 + margins)).sum(axis=1), kind="stable")
+    ranked = np.argsort(-prediction_priority(scores.predictions, thresholds), kind="stable")
+    if strategy == "queue-mix":
+        drawn = np.random.default_rng(seed).permutation(len(ranked))
+        taken: dict[int, None] = {}
+        for pair in zip(ranked, drawn, strict=True):
+            for position in pair:
+                taken.setdefault(int(position))
+        return np.fromiter(taken, dtype=int)
+    return ranked
 
 
 def run_curve(
@@ -117,17 +138,17 @@ def run_curve(
         if strategy == "random":
             chosen = [int(i) for i in order[:step]]
         else:
-            ranked = queue_order(pool_scores, thresholds)
+            ranked = queue_order(pool_scores, thresholds, strategy, seed * 1000 + step)
             chosen += [int(remaining[k]) for k in ranked[: step - len(chosen)]]
         picked = set(chosen)
         remaining = [int(i) for i in order if i not in picked]
         train = np.concatenate([base, np.asarray(chosen, dtype=int)])
         # The queue needs the new model's view of the rest of the pool; score it with the test part.
-        score = np.concatenate([test, np.asarray(remaining, dtype=int)]) if strategy == "queue" else test
+        score = np.concatenate([test, np.asarray(remaining, dtype=int)]) if strategy != "random" else test
         thresholds, scores = fit_and_score(data, train, score, train_seed)
         test_scores = Scores(scores.probabilities[: len(test)], scores.selected[: len(test)],
                              None if scores.analysis is None else scores.analysis[: len(test)])
-        if strategy == "queue":
+        if strategy != "random":
             assert scores.predictions is not None
             pool_scores = Scores(scores.probabilities[len(test):], scores.selected[len(test):],
                                  None if scores.analysis is None else scores.analysis[len(test):],
@@ -147,24 +168,26 @@ def _spread(values: list[float | None]) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    """Markdown: per step, medians (min–max) over seeds of both strategies' metrics."""
-    rows = ["| items added | macro F1, queue | macro F1, random | kind acc., queue | kind acc., random |",
-            "|---:|---|---|---|---|"]
-    entries = results["runs"]
+    """Markdown: per step, medians (min–max) over seeds of every strategy's macro F1 and kind accuracy."""
+    strategies = results["strategies"]
+    columns = [(metric, strategy) for metric in ("macro_f1", "kind_accuracy") for strategy in strategies]
+    names = {"macro_f1": "macro F1", "kind_accuracy": "kind acc."}
+    rows = ["| items added | " + " | ".join(f"{names[m]}, {s}" for m, s in columns) + " |",
+            "|---:|" + "---|" * len(columns)]
     base = results["base"]
-    rows.append(f"| 0 (base model) | {_spread(base['macro_f1'])} | same | {_spread(base['kind_accuracy'])} | same |")
+    rows.append("| 0 (base model) | " + " | ".join(
+        _spread(base[metric]) if strategy == strategies[0] else "same" for metric, strategy in columns) + " |")
+    entries = results["runs"]
     for step in results["steps"]:
-        cells = []
-        for metric in ("macro_f1", "kind_accuracy"):
-            for strategy in results["strategies"]:
-                cells.append(_spread([e[metric] for e in entries if e["added"] == step and e["strategy"] == strategy]))
+        cells = [_spread([e[metric] for e in entries if e["added"] == step and e["strategy"] == strategy])
+                 for metric, strategy in columns]
         rows.append(f"| {step} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def bench_source(
     data: Dataset, source: str, seeds: Sequence[int], steps: Sequence[int], strategies: Sequence[str],
-    test_fraction: float, train_seed: int, jobs: int, log: Any,
+    test_fraction: float, train_seed: int, jobs: int, log: Any, partial: Path | None = None,
 ) -> dict[str, Any]:
     """Base model without ``source``, then every (seed, strategy) curve; JSON-ready."""
     held = np.flatnonzero(np.asarray(data.sources) == source)
@@ -200,6 +223,9 @@ def bench_source(
     runs: list[dict[str, Any]] = []
     for (seed, strategy), curve in zip(tasks, curves, strict=True):
         runs += curve
+        if partial is not None:  # a long run keeps what it has measured if it is stopped
+            partial.write_text(json.dumps({"source": source, "base": base_metrics, "runs": runs}, ensure_ascii=False),
+                               encoding="utf-8")
         log(f"{source}: seed {seed} {strategy}: " + ", ".join(
             f"{e['added']}: {e['macro_f1'] or 0:.3f}/{e['kind_accuracy'] or 0:.3f}" for e in curve))
     return {
@@ -239,16 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="curves trained at once (processes)")
     parser.add_argument("--quick", action="store_true", help="smoke run: one seed, steps 10,20")
     parser.add_argument("--out", type=Path, default=Path("bench/results/review-queue"), help="path stem of .json/.md")
+    parser.add_argument("--render", type=Path, nargs="+", help="only rebuild the tables from saved .json results "
+                        "(several runs, e.g. one per seed, are joined)")
     args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        return render(args.render, args.out)
     if args.quick:
         args.seeds, args.steps = args.seeds[:1], [10, 20]
     steps = sorted(set(args.steps))
     if not steps or steps[0] <= 0:
         parser.error("--steps must be positive item counts")
     strategies = [s for s in args.strategies.split(",") if s]
-    unknown = set(strategies) - set(STRATEGIES)
+    unknown = set(strategies) - set(STRATEGIES) - set(EXPERIMENTS)
     if unknown:
-        parser.error(f"unknown strategies {', '.join(sorted(unknown))}; use {', '.join(STRATEGIES)}")
+        parser.error(f"unknown strategies {', '.join(sorted(unknown))}; use {', '.join(STRATEGIES + EXPERIMENTS)}")
 
     started = time.perf_counter()
 
@@ -257,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_dataset(args.data if len(args.data) > 1 else args.data[0])
     results = [
-        bench_source(data, source, args.seeds, steps, strategies, args.test_fraction, args.train_seed, args.jobs, log)
+        bench_source(data, source, args.seeds, steps, strategies, args.test_fraction, args.train_seed, args.jobs, log,
+                     args.out.with_name(f"{args.out.name}.{source}.partial.json"))
         for source in (args.source or ["tipdm-2020-replies"])
     ]
     seconds = round(time.perf_counter() - started, 1)
@@ -265,15 +297,46 @@ def main(argv: list[str] | None = None) -> int:
               "test_fraction": args.test_fraction, "seconds": seconds, "sources": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_markdown(report, args.out)
+    log(f"written {args.out.with_suffix('.json')} and {args.out.with_suffix('.md')}")
+    return 0
+
+
+def write_markdown(report: dict[str, Any], out: Path) -> None:
+    """The tables of a report, into ``out``.md and on the terminal."""
     lines = ["# Review queue against random choice", ""]
-    for result in results:
+    for result in report["sources"]:
         lines += [f"## {result['source']} (pool {result['pool']}, test {result['test']}, seeds {result['seeds']})",
                   "", table(result), ""]
-    lines.append(f"Run time {seconds:.0f} s.")
+    lines.append(f"Run time {report['seconds']:.0f} s.")
     markdown = "\n".join(lines) + "\n"
-    args.out.with_suffix(".md").write_text(markdown, encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown, encoding="utf-8")
     print(markdown)
-    log(f"written {args.out.with_suffix('.json')} and {args.out.with_suffix('.md')}")
+
+
+def render(paths: Sequence[Path], out: Path) -> int:
+    """Join saved reports (runs of the same sources with other seeds) and write their tables."""
+    reports = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    joined: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for result in report["sources"]:
+            if result["source"] not in joined:
+                joined[result["source"]] = json.loads(json.dumps(result))
+                continue
+            into = joined[result["source"]]
+            if into["steps"] != result["steps"] or into["strategies"] != result["strategies"]:
+                raise SystemExit(f"{result['source']}: runs with different --steps or --strategies cannot be joined")
+            for key in ("pool", "test", "test_ids", "pool_ids"):
+                into[key].update(result[key])
+            into["seeds"] += result["seeds"]
+            into["runs"] += result["runs"]
+            for metric in ("macro_f1", "kind_accuracy"):
+                into["base"][metric] += result["base"][metric]
+            into["base"]["per_seed"].update(result["base"]["per_seed"])
+    report = {**reports[0], "seconds": sum(r["seconds"] for r in reports), "sources": list(joined.values())}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_markdown(report, out)
     return 0
 
 
