@@ -170,11 +170,14 @@ def _spread(values: list[float | None]) -> str:
 def table(results: dict[str, Any]) -> str:
     """Markdown: per step, medians (min–max) over seeds of every strategy's macro F1 and kind accuracy."""
     strategies = results["strategies"]
+    base = results["base"]
+    if not strategies:
+        return ("| items added | macro F1 | kind acc. |\n|---:|---|---|\n"
+                f"| 0 (base model) | {_spread(base['macro_f1'])} | {_spread(base['kind_accuracy'])} |")
     columns = [(metric, strategy) for metric in ("macro_f1", "kind_accuracy") for strategy in strategies]
     names = {"macro_f1": "macro F1", "kind_accuracy": "kind acc."}
     rows = ["| items added | " + " | ".join(f"{names[m]}, {s}" for m, s in columns) + " |",
             "|---:|" + "---|" * len(columns)]
-    base = results["base"]
     rows.append("| 0 (base model) | " + " | ".join(
         _spread(base[metric]) if strategy == strategies[0] else "same" for metric, strategy in columns) + " |")
     entries = results["runs"]
@@ -211,7 +214,8 @@ def bench_source(
                       [held_scores.predictions[r] for r in rows])
 
     base_metrics = {seed: metrics_on_test(data, test, part(test)) for seed, (_, test) in splits.items()}
-    log(f"{source}: base model done")
+    log(f"{source}: base model: " + ", ".join(
+        f"seed {seed} {m['macro_f1'] or 0:.3f}/{m['kind_accuracy'] or 0:.3f}" for seed, m in base_metrics.items()))
     tasks = [(seed, strategy) for seed in seeds for strategy in strategies]
     curves = Parallel(n_jobs=jobs, return_as="generator")(
         delayed(run_curve)(
@@ -259,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                         "default tipdm-2020-replies")
     parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated split/sample seeds")
     parser.add_argument("--steps", type=_ints, default=[50, 100, 200, 400], help="labelled items added, cumulative")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help="comma-separated; empty (--strategies '') scores the base model only")
     parser.add_argument("--test-fraction", type=float, default=0.4, help="share of the source kept for testing")
     parser.add_argument("--train-seed", type=int, default=0, help="seed of every training (fixed across curves)")
     parser.add_argument("--jobs", type=int, default=1, help="curves trained at once (processes)")
