@@ -24,6 +24,24 @@ def _log_odds(probabilities: np.ndarray) -> np.ndarray:
     return logit(np.clip(probabilities, _EPSILON, 1 - _EPSILON))
 
 
+def head_margins(
+    topic_probabilities: np.ndarray,
+    thresholds: np.ndarray,
+    analysis_probabilities: np.ndarray | None = None,
+) -> np.ndarray:
+    """Distance in log-odds of each head's probability from its threshold: one column per topic, then kind.
+
+    Parameters are those of :func:`review_priority`; the kind column (threshold
+    0.5) is there only when ``analysis_probabilities`` is given.
+    """
+    topics = np.atleast_2d(np.asarray(topic_probabilities, dtype=np.float64))
+    margins = np.abs(_log_odds(topics) - _log_odds(np.asarray(thresholds, dtype=np.float64)))
+    if analysis_probabilities is not None:
+        kind = np.abs(_log_odds(np.asarray(analysis_probabilities, dtype=np.float64)))
+        margins = np.column_stack([margins, kind]) if margins.size else kind.reshape(-1, 1)
+    return margins
+
+
 def review_priority(
     topic_probabilities: np.ndarray,
     thresholds: np.ndarray,
@@ -46,12 +64,8 @@ def review_priority(
         ``1 / (1 + m)`` where ``m`` is the item's smallest margin, in log-odds,
         between a probability and its threshold over every topic and the kind.
     """
-    topics = np.atleast_2d(np.asarray(topic_probabilities, dtype=np.float64))
-    margins = np.abs(_log_odds(topics) - _log_odds(np.asarray(thresholds, dtype=np.float64)))
-    smallest = margins.min(axis=1) if margins.shape[1] else np.full(len(topics), np.inf)
-    if analysis_probabilities is not None:
-        kind_margin = np.abs(_log_odds(np.asarray(analysis_probabilities, dtype=np.float64)))
-        smallest = np.minimum(smallest, kind_margin)
+    margins = head_margins(topic_probabilities, thresholds, analysis_probabilities)
+    smallest = margins.min(axis=1) if margins.shape[1] else np.full(len(margins), np.inf)
     return 1.0 / (1.0 + smallest)
 
 

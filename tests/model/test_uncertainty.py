@@ -1,7 +1,7 @@
 import numpy as np
 
 from model.text import content_hash
-from model.uncertainty import review_priority
+from model.uncertainty import head_margins, review_priority
 
 
 def test_items_nearest_a_threshold_come_first():
@@ -33,3 +33,13 @@ def test_content_hash_ignores_layout_but_not_words():
     assert a == b
     assert a != c
     assert len(a) == 64
+
+
+def test_head_margins_measure_each_head_in_log_odds():
+    margins = head_margins(np.array([[0.5, 0.2], [0.9, 0.05]]), np.array([0.5, 0.05]), np.array([0.5, 0.99]))
+    assert margins.shape == (2, 3), "one column per topic, then the kind"
+    assert margins[0, 0] == 0 and margins[0, 2] == 0 and margins[1, 1] == 0
+    # 0.2 against 0.05 is as far in log-odds as 0.95 against 0.8: equal steps of certainty, not of probability
+    assert np.isclose(margins[0, 1], head_margins([[0.95]], np.array([0.8]))[0, 0])
+    assert np.allclose(review_priority(np.array([[0.5, 0.2], [0.9, 0.05]]), np.array([0.5, 0.05]),
+                                       np.array([0.5, 0.99])), 1 / (1 + margins.min(axis=1)))
