@@ -26,7 +26,7 @@ from training.data import Item
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "crash-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-COPIES = 50  # 2,000 rows: the service's job chunks are 1,000 rows; the kill comes after the first checkpoint
+COPIES = 200  # 8,000 rows: the job chunks are 1,000 rows; the kill comes after the first checkpoint, well before the end
 
 
 @pytest.fixture(scope="module")
