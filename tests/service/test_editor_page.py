@@ -296,6 +296,8 @@ def test_the_review_tab_lists_scored_items_and_labels_one(page, server: str) -> 
     [stored] = [i for i in _stored(server, topic="rural")["items"] if i["text"] == text]
     assert stored["kind"] == "analysis" and stored["origin"] == "page"
     page.click("#review-refresh")
-    page.wait_for_selector("#review-status.done", timeout=15_000)
-    assert page.locator("#review-list li", has_text="浏览器测试待审").count() == 0
+    # The status may still read "done" from before the click: wait for the refreshed list itself.
+    gone = page.locator("#review-list li", has_text="浏览器测试待审")
+    gone.first.wait_for(state="detached", timeout=15_000)
+    assert gone.count() == 0
     page.screenshot(path=str(ARTIFACTS / "editor-page-review.png"), full_page=True)
