@@ -55,6 +55,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def memory_report(start: int, end: int, series: list[tuple[float, int]], switch: float | None,
+                  processes_start: list[dict[str, Any]], processes_end: list[dict[str, Any]]) -> dict[str, Any]:
+    """RSS after warm-up, just before the model switch, 30 s after it and at the end, with the growth.
+
+    The new model is trained on more items than the first (the corpus and what the run recorded), so
+    it may be larger: growth is given over the whole run and, as the leak check, from 30 s after the
+    switch to the end, when the model no longer changes.
+    """
+    mb = lambda value: round(value / 2**20, 1)  # noqa: E731
+    pct = lambda a, b: round(100 * (b - a) / a, 1) if a else None  # noqa: E731
+    report: dict[str, Any] = {"after_warm_up": mb(start), "end": mb(end), "growth_pct": pct(start, end)}
+    if switch is not None and series:
+        before = [rss for t, rss in series if t < switch]
+        after = [rss for t, rss in series if t >= switch + 30]
+        if before:
+            report["before_switch"] = mb(before[-1])
+        if after:
+            report["switch_plus_30s"] = mb(after[0])
+            report["growth_after_switch_pct"] = pct(after[0], end)
+    report["series"] = [mb(rss) for _, rss in series]
+    report["processes_after_warm_up"] = processes_start
+    report["processes_end"] = processes_end
+    return report
+
+
 def seed_items(limit: int) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for path in sorted(SEED.glob("*.jsonl")):
@@ -86,26 +111,31 @@ class Log:
                 self.versions.append((now, version))
 
 
-def predict_client(base: str, items: list[dict[str, Any]], offset: int, log: Log, stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, timeout=30) as client:
-        i = offset
-        while not stop.is_set():
-            item = items[i % len(items)]
-            i += 1
-            started = time.perf_counter()
-            try:
-                body = {"items": [{"title": item.get("title"), "text": item["text"]}]}
-                answer = client.post("/v1/predict", json=body)
-                status = answer.status_code
-                version = answer.json()["model_version"] if status == 200 else None
-            except httpx.HTTPError:
-                status, version = 0, None  # no answer at all: counted as a failure
-            log.add("predict", status, time.perf_counter() - started, version)
+def predict_client(base: str, items: list[dict[str, Any]], offset: int, log: Log, stop: threading.Event,
+                   per_connection: int = 200) -> None:
+    """One item per request; a new connection every ``per_connection`` requests, so every worker gets traffic."""
+    i = offset
+    while not stop.is_set():
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(per_connection):
+                if stop.is_set():
+                    break
+                item = items[i % len(items)]
+                i += 1
+                started = time.perf_counter()
+                try:
+                    body = {"items": [{"title": item.get("title"), "text": item["text"]}]}
+                    answer = client.post("/v1/predict", json=body)
+                    status = answer.status_code
+                    version = answer.json()["model_version"] if status == 200 else None
+                except httpx.HTTPError:
+                    status, version = 0, None  # no answer at all: counted as a failure
+                log.add("predict", status, time.perf_counter() - started, version)
 
 
 def record_client(base: str, items: list[dict[str, Any]], log: Log, stop: threading.Event,
                   acknowledged: list[int], sent: list[int]) -> None:
-    headers = {"X-API-Key": KEY}
+    headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
         n = 0
         while not stop.is_set():
@@ -139,7 +169,7 @@ def batch_job(base: str, items: list[dict[str, Any]], rows: int, log: Log, resul
     for i in range(rows):
         item = items[i % len(items)]
         writer.writerow([i, item.get("title") or "", item["text"]])
-    headers = {"X-API-Key": KEY}
+    headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=base, timeout=60, headers=headers) as client:
         started = time.perf_counter()
         upload = ("archive.csv", buffer.getvalue().encode("utf-8"), "text/csv")
@@ -158,7 +188,7 @@ def batch_job(base: str, items: list[dict[str, Any]], rows: int, log: Log, resul
 
 
 def retrain_job(base: str, log: Log, result: dict[str, Any]) -> None:
-    headers = {"X-API-Key": KEY}
+    headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=base, timeout=60, headers=headers) as client:
         result["started"] = time.monotonic()
         answer = client.post("/v1/retrain", json={"force": True, "reason": "soak run: switch the model under load"})
@@ -174,9 +204,8 @@ def retrain_job(base: str, log: Log, result: dict[str, Any]) -> None:
                 break
             time.sleep(1)
         result["ended"] = time.monotonic()
-        report = state.get("report") if isinstance(state.get("report"), dict) else {}
         result.update(state=state["state"], seconds=round(result["ended"] - result["started"], 1),
-                      promoted=report.get("promoted"))
+                      outcome=state.get("outcome"), version=state.get("version"), error=state.get("error"))
 
 
 def service_rss(pid: int) -> int:
@@ -186,6 +215,51 @@ def service_rss(pid: int) -> int:
         return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
     except psutil.NoSuchProcess:
         return 0
+
+
+def warm_up(base: str, items: list[dict[str, Any]], seconds: float = 20, in_a_row: int = 300) -> None:
+    """Predict until every worker answers: ``/readyz`` reaches one worker, and another may still be loading.
+
+    Runs for at least ``seconds`` and until ``in_a_row`` predictions in a row succeeded, so that the
+    measured run starts with every worker loaded and warm (its first answers are not counted).
+    """
+    started, good = time.monotonic(), 0
+    for i in range(10**6):
+        # A new connection each time: the kernel spreads connections, not requests, over the workers.
+        try:
+            answer = httpx.post(f"{base}/v1/predict", json={"items": [{"text": items[i % len(items)]["text"]}]},
+                                timeout=30)
+        except httpx.HTTPError:
+            good = 0
+        else:
+            good = good + 1 if answer.status_code == 200 else 0
+        if good >= in_a_row and time.monotonic() - started >= seconds:
+            return
+        if time.monotonic() - started > 300:
+            raise SystemExit("the workers did not all answer within 5 minutes of warm-up")
+
+
+def sample_memory(pid: int, series: list[tuple[float, int]], stop: threading.Event, every: float = 5.0) -> None:
+    """The service's RSS every few seconds, until stopped."""
+    while not stop.is_set():
+        series.append((time.monotonic(), service_rss(pid)))
+        stop.wait(every)
+
+
+def service_processes(pid: int) -> list[dict[str, Any]]:
+    """Each process of the service with its RSS, to tell where memory went."""
+    try:
+        parent = psutil.Process(pid)
+        rows = []
+        for p in [parent, *parent.children(recursive=True)]:
+            try:
+                rows.append({"pid": p.pid, "cmd": " ".join(p.cmdline()[-2:])[-60:],
+                             "rss_mb": round(p.memory_info().rss / 2**20, 1)})
+            except psutil.NoSuchProcess:
+                continue
+        return rows
+    except psutil.NoSuchProcess:
+        return []
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -198,7 +272,7 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 def stored_ids(base: str) -> set[int]:
     found: set[int] = set()
-    with httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": KEY}) as client:
+    with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {KEY}"}) as client:
         offset = 0
         while True:
             page = client.get("/v1/items", params={"limit": 500, "offset": offset}).json()
@@ -215,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=3, help="prediction clients")
     parser.add_argument("--batch-rows", type=int, default=5000)
-    parser.add_argument("--train-items", type=int, default=600, help="seed items the models train on (small: fast)")
+    parser.add_argument("--train-items", type=int, default=10**6,
+                        help="seed items the models train on (default all, as the default model; fewer is faster)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     duration = min(args.duration, MAX_DURATION)
@@ -245,10 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.5)
             else:
                 raise SystemExit("the service did not become ready within 3 minutes")
-            with httpx.Client(base_url=base) as warm:
-                for item in items[:50]:
-                    warm.post("/v1/predict", json={"items": [{"text": item["text"]}]})
+            warm_up(base, items)
             rss_start = service_rss(server.pid)
+            processes_start = service_processes(server.pid)
             log, stop = Log(), threading.Event()
             acknowledged: list[int] = []
             sent: list[int] = []
@@ -257,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             threads = [threading.Thread(target=predict_client, args=(base, items, k * 97, log, stop))
                        for k in range(args.clients)]
             threads.append(threading.Thread(target=record_client, args=(base, items, log, stop, acknowledged, sent)))
+            memory: list[tuple[float, int]] = []
+            threads.append(threading.Thread(target=sample_memory, args=(server.pid, memory, stop)))
             started = time.monotonic()
             for thread in threads:
                 thread.start()
@@ -275,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
                 thread.join(timeout=600)
             ended = time.monotonic()
             rss_end = service_rss(server.pid)
+            processes_end = service_processes(server.pid)
             found = stored_ids(base)
+            model_sizes = {d.name: round(sum(f.stat().st_size for f in d.iterdir()) / 2**20, 1)
+                           for d in sorted((data_dir / "models").iterdir()) if d.is_dir()}
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             try:
@@ -311,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "batch_job": batch,
         "retrain": {k: v for k, v in retrain.items() if k not in ("started", "ended")},
-        "rss_mb": {"after_warm_up": round(rss_start / 2**20, 1), "end": round(rss_end / 2**20, 1),
-                   "growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1) if rss_start else None},
+        "model_files_mb": model_sizes,
+        "rss_mb": memory_report(rss_start, rss_end, memory, switch, processes_start, processes_end),
         "items": {"sent": len(sent), "acknowledged": len(set(acknowledged)),
                   "missing_from_store": len(set(acknowledged) - found)},
     }
