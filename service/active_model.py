@@ -11,6 +11,8 @@ logged once; whatever the failure, the poller thread keeps polling.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import threading
@@ -249,4 +251,28 @@ def _freeze_long_lived_objects() -> None:
     """
     gc.unfreeze()
     gc.collect()
+    _return_freed_memory()
     gc.freeze()
+
+
+_LIBC: Any = None
+
+
+def _return_freed_memory() -> None:
+    """Give the heap pages a replaced model freed back to the system (glibc's ``malloc_trim``).
+
+    A model is some 100,000 small objects; once it is replaced and collected,
+    glibc keeps the freed pages for the process, so each worker's memory would
+    stay at the peak of two models loaded side by side (about +45 % over one
+    model, measured over repeated swaps of the default model) instead of
+    returning to one model's size (+8 %). Elsewhere than glibc this does nothing.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            _LIBC = False
+    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
+    if trim is not None:
+        trim(0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,6 +85,23 @@ def test_a_newly_activated_model_is_swapped_in_without_restart(
         assert after["model_version"] == "20990101-000000-beef"
         assert client.get("/v1/models/active").json()["version"] == "20990101-000000-beef"
         assert after["results"][0]["topics"] == before["results"][0]["topics"]
+
+
+def test_a_replaced_model_is_freed_not_kept_beside_the_new_one(
+    private_data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """Nothing (the batcher, caches, the metrics) keeps a replaced model alive: each switch would cost a model's memory."""
+    registry = ModelRegistry(private_data_dir)
+    with TestClient(create_app(make_settings(private_data_dir, tmp_path, model_poll_seconds=0))) as client:
+        active = started(client).app.state.active_model  # type: ignore[attr-defined]
+        assert client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).status_code == 200
+        replaced = weakref.ref(active.predictor)
+        registry.activate(copy_version(private_data_dir, model_dir, "20990101-000000-f00d"))
+        assert active.refresh() is True
+        answer = client.post("/v1/predict", json={"items": [SAMPLE_ITEM]}).json()
+        assert answer["model_version"] == "20990101-000000-f00d"
+        gc.collect()
+        assert replaced() is None
 
 
 def test_the_poller_picks_up_a_new_model(private_data_dir: Path, model_dir: Path, tmp_path: Path) -> None:
