@@ -104,7 +104,8 @@ class Predictor:
         self._compiled = CompiledFeatures(state.blocks, self.engine)
         self._topics = state.topics
         self._kind = state.kind
-        self._term_names, self._term_mask = _explainable_terms(state)
+        term_names, self._term_mask = _explainable_terms(state)
+        self._term_names: list[str] = term_names.tolist()
         self._structure_slice: tuple[int, tuple[str, ...]] | None = None
         if self._compiled.structure is not None:
             self._structure_slice = (self._compiled.structure[0], FEATURE_NAMES)
@@ -127,8 +128,13 @@ class Predictor:
     def has_kind(self) -> bool:
         return self._kind is not None
 
-    def _top_terms(self, matrix: sparse.csr_matrix, analysis: np.ndarray | None) -> list[list[list[str]]]:
+    def _top_terms(
+        self, matrix: sparse.csr_matrix, analysis: np.ndarray | None, wanted: np.ndarray | None = None
+    ) -> list[list[list[str]]]:
         """For each item and head, the terms of its text that pushed hardest towards that head (largest x * w).
+
+        ``wanted`` (items x heads, booleans) limits the terms to those heads; the
+        others get no terms. A wanted head's terms are the same either way.
 
         The whole batch is ranked at once: the explainable entries of every row
         are laid out in a (heads x rows x longest row) array and the best ten
@@ -156,13 +162,15 @@ class Predictor:
                 stop += 1
             inside = slice(*np.searchsorted(rows, [start, stop]))
             found += self._group_top_terms(
-                rows[inside] - start, columns[inside], values[inside], counts[start:stop], signs[start:stop]
+                rows[inside] - start, columns[inside], values[inside], counts[start:stop], signs[start:stop],
+                None if wanted is None else wanted[start:stop],
             )
             start = stop
         return found
 
     def _group_top_terms(
-        self, rows: np.ndarray, columns: np.ndarray, values: np.ndarray, counts: np.ndarray, signs: np.ndarray
+        self, rows: np.ndarray, columns: np.ndarray, values: np.ndarray, counts: np.ndarray, signs: np.ndarray,
+        wanted: np.ndarray | None,
     ) -> list[list[list[str]]]:
         heads, n = signs.shape[1], len(counts)
         width = int(counts.max()) if n else 0
@@ -190,15 +198,23 @@ class Predictor:
         order = np.argsort(-scores, axis=2, kind="stable")
         best = np.take_along_axis(best, order, axis=2)
         positive = (np.take_along_axis(scores, order, axis=2) > 0).transpose(1, 0, 2).tolist()
-        names = self._term_names[features[np.arange(n)[None, :, None], best]].transpose(1, 0, 2).tolist()
+        candidates = features[np.arange(n)[None, :, None], best].transpose(1, 0, 2).tolist()
+        shown = [[True] * heads] * n if wanted is None else wanted.tolist()
+        names = self._term_names
         found = []
-        for row_names, row_positive in zip(names, positive, strict=True):
+        for row_candidates, row_positive, row_shown in zip(candidates, positive, shown, strict=True):
             row_terms = []
-            for head_names, head_positive in zip(row_names, row_positive, strict=True):
+            for head_candidates, head_positive, head_shown in zip(
+                row_candidates, row_positive, row_shown, strict=True
+            ):
                 terms: list[str] = []
-                for term, keep in zip(head_names, head_positive, strict=True):
+                if not head_shown:
+                    row_terms.append(terms)
+                    continue
+                for feature, keep in zip(head_candidates, head_positive, strict=True):
                     if not keep:
                         break
+                    term = names[feature]
                     for kept in terms:  # a plain loop: cheaper than any() over at most five terms
                         if term in kept or kept in term:
                             break
@@ -235,8 +251,12 @@ class Predictor:
         merged += [w for w in words if not any(w in e or e in w for e in merged)]
         return merged[:TOP_TERMS]
 
-    def predict(self, items: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+    def predict(self, items: Sequence[Mapping[str, Any]], terms: str = "all") -> list[Prediction]:
         """Score items given as mappings with ``text`` and optional ``id`` and ``title``.
+
+        ``terms="selected"`` gives terms only for the selected topics and the
+        kind (what a scored file shows), and none for the other topics; it is
+        faster, and those terms are the same as with ``"all"``.
 
         Raises
         ------
@@ -248,16 +268,33 @@ class Predictor:
         if not documents:
             return []
         matrix, counts = self._compiled.transform(documents)
+        if terms not in ("all", "selected"):
+            raise ValueError(f"terms must be 'all' or 'selected', not {terms!r}")
         topic_probabilities = self._topics.probabilities(matrix)
         kind_probabilities = self._kind.probabilities(matrix)[:, 0] if self._kind is not None else None
-        terms = self._top_terms(matrix, kind_probabilities)
+        selected = self._selected(topic_probabilities, documents)
+        wanted = None
+        if terms == "selected":
+            wanted = selected if self._kind is None else np.hstack([selected, np.ones((len(documents), 1), bool)])
+        found = self._top_terms(matrix, kind_probabilities, wanted)
         return [
             self._result(
-                ids[i], documents[i], _row(matrix, i), counts[i], topic_probabilities[i],
-                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i], terms[i],
+                ids[i], documents[i], _row(matrix, i), counts[i], topic_probabilities[i], selected[i],
+                None if kind_probabilities is None else float(kind_probabilities[i]), warnings[i], found[i],
             )
             for i in range(len(documents))
         ]
+
+    def _selected(self, probabilities: np.ndarray, documents: Sequence[str]) -> np.ndarray:
+        """Which topics each item is tagged with (items x topics): over its threshold, or the most probable
+        in multiclass mode; none for a text without Chinese."""
+        if self.mode == "multiclass":
+            selected = np.zeros(probabilities.shape, dtype=bool)
+            selected[np.arange(len(probabilities)), np.argmax(probabilities, axis=1)] = True
+        else:
+            selected = probabilities >= self.thresholds
+        selected[[not has_chinese(document) for document in documents]] = False
+        return selected
 
     def predict_batched(
         self,
@@ -298,18 +335,13 @@ class Predictor:
         row: tuple[np.ndarray, np.ndarray],
         counts: dict[str, int],
         probabilities: np.ndarray,
+        selected: np.ndarray,
         analysis: float | None,
         warnings: list[str],
         terms: list[list[str]],
     ) -> Prediction:
         chinese = has_chinese(document)
-        if self.mode == "multiclass":
-            selected = np.zeros(len(probabilities), dtype=bool)
-            selected[int(np.argmax(probabilities))] = True
-        else:
-            selected = probabilities >= self.thresholds
         if not chinese:
-            selected[:] = False
             warnings.append("文本不含中文，结果可信度低 (no Chinese text: low confidence)")
         analysis_head = self._kind is not None and analysis is not None
         # Python floats and bools once per item (tolist), not a numpy scalar per topic.

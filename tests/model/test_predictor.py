@@ -177,3 +177,22 @@ def test_document_parts_cut_title_and_body_at_their_limits() -> None:
     title, body = document_parts("题" * (MAX_TITLE_CHARS + 10), "文" * (MAX_CHARS + 10))
     assert len(title) == MAX_TITLE_CHARS and len(body) == MAX_CHARS
     assert join_document("题" * (MAX_TITLE_CHARS + 10), "文" * (MAX_CHARS + 10)) == f"{title}\n{body}"
+
+
+def test_selected_terms_are_the_full_terms_of_the_selected_topics_and_the_kind(predictor: Predictor, corpus) -> None:
+    """``terms="selected"`` (what a scored file shows) is a faster subset of the full result, equal where it shows."""
+    items = [{"id": str(i), "title": item.title, "text": item.text} for i, item in enumerate(corpus[:120])]
+    full = predictor.predict(items)
+    lean = predictor.predict(items, terms="selected")
+    shown = 0
+    for whole, part in zip(full, lean, strict=True):
+        assert part.kind == whole.kind and part.quality_score == whole.quality_score
+        for topic, lean_topic in zip(whole.topics, part.topics, strict=True):
+            assert (lean_topic.label, lean_topic.probability, lean_topic.selected) == (
+                topic.label, topic.probability, topic.selected
+            )
+            assert lean_topic.terms == (topic.terms if topic.selected else [])
+            shown += bool(topic.selected and topic.terms)
+    assert shown >= 50  # the comparison covered real terms, not only empty lists
+    with pytest.raises(ValueError, match="terms must be"):
+        predictor.predict(items[:1], terms="some")
