@@ -47,3 +47,18 @@ def test_the_door_lists_what_the_service_uses() -> None:
                 used.update(alias.name for alias in node.names)
     assert used, "the service uses training somewhere"
     assert used <= set(training.__all__)
+
+
+def test_a_batch_worker_imports_the_inference_code_and_not_the_readers_or_training() -> None:
+    """Each worker process of ``xinxi predict --workers N`` imports ``service.batch.scoring``: pandas, pyarrow,
+    scikit-learn and the training code there would cost every worker some 130 MB and its start-up time."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, service.batch.scoring; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pandas', 'pyarrow', 'sklearn', 'training', 'fastapi', 'sqlalchemy', 'openpyxl', 'dask'}))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

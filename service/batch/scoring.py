@@ -12,11 +12,13 @@ import collections
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model import InvalidItemError, Predictor
 from model.labels import describe
-from service.batch.formats import Chunk, Columns
+
+if TYPE_CHECKING:  # annotations only: a worker process needs nothing of the readers
+    from service.batch.formats import Chunk, Columns
 
 PREFIX = "xinxi_"
 TERMS_SHOWN = 5
@@ -105,13 +107,13 @@ def score_items(predictor: Predictor, items: list[dict[str, Any]]) -> list[list[
         return []
     count = len(predictor.topic_labels)
     try:
-        return [prediction_values(p) for p in predictor.predict(items)]
+        return [prediction_values(p) for p in predictor.predict(items, terms="selected")]
     except InvalidItemError:
         pass
     values = []
     for item in items:
         try:
-            values.append(prediction_values(predictor.predict([item])[0]))
+            values.append(prediction_values(predictor.predict([item], terms="selected")[0]))
         except InvalidItemError as exc:
             values.append(error_values(count, str(exc).split(": ", 1)[-1]))
     return values
