@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from model.labels import describe
@@ -28,7 +29,13 @@ def month_of(value: Any) -> str:
         return UNKNOWN
     if hasattr(value, "year") and hasattr(value, "month"):
         return f"{value.year:04d}-{value.month:02d}"
-    match = _MONTH.search(str(value))
+    return _month_of_text(str(value))
+
+
+@lru_cache(maxsize=4096)
+def _month_of_text(value: str) -> str:
+    """An archive repeats its dates many times over: each distinct one is parsed once."""
+    match = _MONTH.search(value)
     if not match or not 1 <= int(match.group(2)) <= 12:
         return UNKNOWN
     return f"{match.group(1)}-{int(match.group(2)):02d}"

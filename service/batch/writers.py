@@ -31,8 +31,19 @@ XLSX_MAX_CELL = 32_767
 
 def cell_text(value: Any) -> str | None:
     """A value as text for CSV, XLSX or a string column; None stays None."""
-    if value is None:
-        return None
+    # The common cells first, by exact type (an output row is mostly these): the
+    # parent process formats every cell of every row while the workers score.
+    kind = type(value)
+    if kind is str or value is None:
+        return value  # type: ignore[no-any-return]
+    if kind is float:
+        return None if value != value else repr(value)
+    if kind is int:
+        return str(value)
+    return _other_cell_text(value)
+
+
+def _other_cell_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -117,7 +128,7 @@ class StreamWriter(Writer):
     def _rows(self, rows: list[list[Any]]) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter="," if self.fmt == "csv" else "\t", lineterminator="\r\n")
-        writer.writerows([[cell_text(v) for v in row] for row in rows])
+        writer.writerows([list(map(cell_text, row)) for row in rows])
         return buffer.getvalue()
 
     def write(self, chunk: Chunk, added: list[list[Any]]) -> None:
