@@ -62,3 +62,23 @@ def test_a_batch_worker_imports_the_inference_code_and_not_the_readers_or_traini
     )
     found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
+
+
+def test_the_predict_command_reads_and_writes_a_csv_without_pandas_or_scikit_learn(tmp_path: Path, model_dir: Path) -> None:
+    """The process of ``xinxi predict`` that reads and writes the file shares the cores with the workers and
+    adds to the job's memory: it takes the training door's light names only (its error, encodings, headers)."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "in.csv"
+    source.write_text("标题,正文\n一,某镇召开会议部署防汛工作\n二,\n", encoding="utf-8")
+    probe = (
+        "import sys; from pathlib import Path; from service.batch.runner import BatchOptions, score_file; "
+        f"score_file(Path({str(source)!r}), Path({str(tmp_path / 'out.csv')!r}), BatchOptions(), "
+        f"model_dir=Path({str(model_dir)!r})); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'pyarrow', 'sklearn', 'openpyxl'}), "
+        "sorted(m for m in sys.modules if m.startswith('training.')))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[] ['training.files']"
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8-sig").count("\n") == 3

@@ -10,10 +10,10 @@ import pytest
 from model import Predictor
 from model.text import content_hash
 from tests.conftest import small_items
-from training import HOLDOUT_DATA, Gate, load_items, retrain
+from training import HOLDOUT_DATA, Gate, load_items
 from training.data import Item
 from training.gate import judge
-from training.retrain import merge, stored_items
+from training.retrain import merge, retrain, stored_items
 
 FIT = {"seed": 0, "folds": 2}
 
