@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "idf-on-unlabelled": {"unlabelled": {"idf": True}},
     "self-training": {"unlabelled": {"self_training": 3.0}},
     "idf+self-training": {"unlabelled": {"idf": True, "self_training": 3.0}},
+    "thresholds-mean-over-sources": {"data": {"threshold_objective": "mean-over-sources"}},
     # Logistic heads instead of the linear SVM (its loss is less regularised at the same C).
     "logistic-C4": {"topics": {"estimator": "logreg", "C": 4.0}, "kind": {"estimator": "logreg", "C": 4.0}},
 }

@@ -36,6 +36,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
         # sources as they are, 1 gives every source the same total weight. 0.5 measured no
         # better by held-out source (0.736 against 0.740), so it stays off.
         "source_balance": 0.0,
+        # "pooled": each label's threshold maximises the F1 of all out-of-fold items together;
+        # "mean-over-sources": the mean F1 over the sources that hold the label ten times or more,
+        # each source counted once (as the by-source evaluation counts each collection). Measured by
+        # held-out source, mean-over-sources gave 0.807 macro F1 against 0.818, so it stays pooled.
+        "threshold_objective": "pooled",
     },
 }
 

@@ -54,26 +54,44 @@ def check_counts(matrix: np.ndarray, labels: Sequence[str], minimum: int) -> Non
         raise TrainingError("too few examples: " + "; ".join(problems))
 
 
-def choose_thresholds(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+def _f1_at(truth: np.ndarray, scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """F1 of ``scores >= t`` against the 0/1 ``truth`` for every ``t`` of ``grid``."""
+    predicted = scores[None, :] >= grid[:, None]
+    positives = truth == 1
+    tp = (predicted & positives[None, :]).sum(axis=1).astype(np.float64)
+    denominator = predicted.sum(axis=1) + positives.sum()
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def choose_thresholds(
+    truth: np.ndarray,
+    probabilities: np.ndarray,
+    groups: Sequence[str] | None = None,
+    min_positives: int = 10,
+) -> np.ndarray:
     """Per label, the threshold on out-of-fold probabilities that maximises F1.
 
-    Ties are broken towards 0.5, so that a flat optimum does not push the
-    threshold to an extreme.
+    With ``groups`` (each item's source), the threshold maximises the mean F1
+    over the groups holding at least ``min_positives`` of that label, each group
+    counted once, as the by-source evaluation counts each collection once;
+    a label that no group holds so often falls back to the pooled F1. Without
+    them, the F1 of all items pooled. Ties are broken towards 0.5, so that a
+    flat optimum does not push the threshold to an extreme.
     """
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     thresholds = np.full(truth.shape[1], 0.5)
+    names = np.asarray(groups) if groups is not None else None
     for j in range(truth.shape[1]):
-        positives = truth[:, j] == 1
-        best = (-1.0, 0.0)
-        for t in grid:
-            predicted = probabilities[:, j] >= t
-            tp = float(np.sum(predicted & positives))
-            denominator = predicted.sum() + positives.sum()
-            f1 = 2 * tp / denominator if denominator else 0.0
-            key = (round(f1, 6), -abs(t - 0.5))
-            if key > best:
-                best = key
-                thresholds[j] = t
+        members = []
+        if names is not None:
+            members = [names == g for g in sorted(set(names.tolist())) if truth[names == g, j].sum() >= min_positives]
+        if members:
+            f1 = np.mean([_f1_at(truth[m, j], probabilities[m, j], grid) for m in members], axis=0)
+        else:
+            f1 = _f1_at(truth[:, j], probabilities[:, j], grid)
+        # The highest F1 (to 6 places), then the threshold nearest 0.5.
+        best = max(range(len(grid)), key=lambda i: (round(float(f1[i]), 6), -abs(grid[i] - 0.5)))
+        thresholds[j] = grid[best]
     return thresholds
 
 
@@ -206,13 +224,18 @@ def fit_model(
         predicted = np.zeros_like(truth)
         predicted[np.arange(len(truth)), np.argmax(oof_topics, axis=1)] = 1
     else:
-        thresholds = choose_thresholds(truth, oof_topics)
+        objective = params["data"]["threshold_objective"]
+        if objective not in ("pooled", "mean-over-sources"):
+            raise TrainingError(f"unknown threshold objective {objective!r}; use pooled or mean-over-sources")
+        groups = data.sources if objective == "mean-over-sources" else None
+        thresholds = choose_thresholds(truth, oof_topics, groups)
         # The metrics must not use thresholds tuned on the items they score: each
         # fold is cut at thresholds chosen on the other folds' out-of-fold scores.
         predicted = np.zeros_like(truth)
         for _, test in splits:
             others = np.setdiff1d(np.arange(len(items)), test)
-            fold_thresholds = choose_thresholds(truth[others], oof_topics[others])
+            fold_groups = None if groups is None else [groups[i] for i in others]
+            fold_thresholds = choose_thresholds(truth[others], oof_topics[others], fold_groups)
             predicted[test] = (oof_topics[test] >= fold_thresholds).astype(np.int8)
     metrics: dict[str, Any] = {
         "folds": folds,

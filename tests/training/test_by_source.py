@@ -151,6 +151,12 @@ def test_training_by_source_with_weights_and_unlabelled_text_is_deterministic(co
     assert not np.allclose(first["topics"].predict_proba(probe), plain["topics"].predict_proba(probe))
     with pytest.raises(TrainingError, match="unknown threshold split"):
         fit_model(items, folds=3, min_examples=5, params={"data": {"threshold_split": "random"}})
+    with pytest.raises(TrainingError, match="unknown threshold objective 'median'"):
+        fit_model(items, folds=3, min_examples=5, params={"data": {"threshold_objective": "median"}})
+    per_source = {"data": {"threshold_split": "source", "threshold_objective": "mean-over-sources"}}
+    _, by_mean = fit_model(items, folds=3, params=per_source, min_examples=5)
+    assert set(by_mean["thresholds"]) == set(manifest["thresholds"])
+    assert all(0.05 <= t <= 0.95 for t in by_mean["thresholds"].values())
 
 
 def test_evaluate_by_source_from_the_command_line(corpus_dirs: tuple[Path, Path], tmp_path: Path) -> None:

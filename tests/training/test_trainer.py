@@ -60,6 +60,31 @@ def test_thresholds_maximise_f1() -> None:
     assert 0.3 < choose_thresholds(truth, probabilities)[0] <= 0.35
 
 
+def _two_sources() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Source a: 20 positives at 0.4, 20 negatives at 0.1. Source b: 10 positives at 0.9, 300 negatives at 0.45."""
+    scores = [0.4] * 20 + [0.1] * 20 + [0.9] * 10 + [0.45] * 300
+    truth = [1] * 20 + [0] * 20 + [1] * 10 + [0] * 300
+    groups = ["a"] * 40 + ["b"] * 310
+    return np.array(truth)[:, None], np.array(scores)[:, None], groups
+
+
+def test_thresholds_can_maximise_the_mean_f1_over_sources() -> None:
+    truth, probabilities, groups = _two_sources()
+    # Pooled, source b's 300 negatives decide: cutting above 0.45 gives F1 0.5, below it 0.17.
+    assert choose_thresholds(truth, probabilities)[0] == 0.5
+    # Each source counted once: at 0.4 source a is perfect and b scores 0.06 (mean 0.53); above
+    # 0.45 a scores 0 and b is perfect (mean 0.5).
+    assert choose_thresholds(truth, probabilities, groups)[0] == 0.4
+
+
+def test_sources_with_few_positives_fall_back_to_the_pooled_threshold() -> None:
+    truth, probabilities, groups = _two_sources()
+    pooled = choose_thresholds(truth, probabilities)
+    assert choose_thresholds(truth, probabilities, groups, min_positives=25)[0] == pooled[0]
+    # Only source a holds 15 positives or more: its own best threshold, nearest 0.5, wins.
+    assert choose_thresholds(truth, probabilities, groups, min_positives=15)[0] == 0.4
+
+
 def test_single_label_multiclass_corpus_with_its_own_labels(tmp_path: Path) -> None:
     words = {"财经": "股市 银行 利率 基金 证券 汇率", "体育": "球队 比赛 冠军 进球 联赛 教练",
              "科技": "芯片 手机 软件 人工智能 算法 网络"}
