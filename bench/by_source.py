@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "self-training": {"unlabelled": {"self_training": 3.0}},
     "idf+self-training": {"unlabelled": {"idf": True, "self_training": 3.0}},
     "thresholds-mean-over-sources": {"data": {"threshold_objective": "mean-over-sources"}},
+    "kind-C2": {"kind": {"C": 2.0}},
     # Logistic heads instead of the linear SVM (its loss is less regularised at the same C).
     "logistic-C4": {"topics": {"estimator": "logreg", "C": 4.0}, "kind": {"estimator": "logreg", "C": 4.0}},
 }
