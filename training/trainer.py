@@ -66,7 +66,7 @@ def _f1_at(truth: np.ndarray, scores: np.ndarray, grid: np.ndarray) -> np.ndarra
 def choose_thresholds(
     truth: np.ndarray,
     probabilities: np.ndarray,
-    groups: Sequence[str] | None = None,
+    groups: Sequence[str] | np.ndarray | None = None,
     min_positives: int = 10,
 ) -> np.ndarray:
     """Per label, the threshold on out-of-fold probabilities that maximises F1.
@@ -80,11 +80,10 @@ def choose_thresholds(
     """
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     thresholds = np.full(truth.shape[1], 0.5)
-    names = np.asarray(groups) if groups is not None else None
+    names = np.asarray(groups) if groups is not None else np.array([])
+    masks = [names == g for g in sorted(set(names.tolist()))]
     for j in range(truth.shape[1]):
-        members = []
-        if names is not None:
-            members = [names == g for g in sorted(set(names.tolist())) if truth[names == g, j].sum() >= min_positives]
+        members = [m for m in masks if truth[m, j].sum() >= min_positives]
         if members:
             f1 = np.mean([_f1_at(truth[m, j], probabilities[m, j], grid) for m in members], axis=0)
         else:
@@ -202,6 +201,9 @@ def fit_model(
     weights = source_weights(data.sources or [], params["data"]["source_balance"])
     extra = list(unlabelled)
 
+    objective = params["data"]["threshold_objective"]
+    if objective not in ("pooled", "mean-over-sources"):
+        raise TrainingError(f"unknown threshold objective {objective!r}; use pooled or mean-over-sources")
     splits = _cv_splits(data, params["data"]["threshold_split"], folds, seed)
     folds = len(splits)
     oof_topics = np.zeros(truth.shape, dtype=np.float64)
@@ -224,17 +226,14 @@ def fit_model(
         predicted = np.zeros_like(truth)
         predicted[np.arange(len(truth)), np.argmax(oof_topics, axis=1)] = 1
     else:
-        objective = params["data"]["threshold_objective"]
-        if objective not in ("pooled", "mean-over-sources"):
-            raise TrainingError(f"unknown threshold objective {objective!r}; use pooled or mean-over-sources")
-        groups = data.sources if objective == "mean-over-sources" else None
+        groups = np.asarray(data.sources) if objective == "mean-over-sources" and data.sources else None
         thresholds = choose_thresholds(truth, oof_topics, groups)
         # The metrics must not use thresholds tuned on the items they score: each
         # fold is cut at thresholds chosen on the other folds' out-of-fold scores.
         predicted = np.zeros_like(truth)
         for _, test in splits:
             others = np.setdiff1d(np.arange(len(items)), test)
-            fold_groups = None if groups is None else [groups[i] for i in others]
+            fold_groups = None if groups is None else groups[others]
             fold_thresholds = choose_thresholds(truth[others], oof_topics[others], fold_groups)
             predicted[test] = (oof_topics[test] >= fold_thresholds).astype(np.int8)
     metrics: dict[str, Any] = {
