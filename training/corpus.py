@@ -361,13 +361,46 @@ def read_labels(path: Path) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in records}
 
 
-def corpus_labels(labels_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, Any]]:
-    """The settled labels of the real corpus, the unsettled ids, and the agreement of the two passes."""
-    passes = [read_labels(labels_dir / f"{name}.jsonl") for name in PASSES]
-    adjudicated_file = labels_dir / f"{ADJUDICATION}.jsonl"
+REREADS = "rereads"
+"""Later readings of some items under a rule settled after their first reading, one directory each.
+
+Each ``<labels>/rereads/<name>/`` holds its own ``pass-a.jsonl``, ``pass-b.jsonl`` and
+``adjudication.jsonl`` over the items it re-reads. Its settled labels replace the first
+reading's for those ids (directories in name order, a later one winning); the first
+reading's files stay as they were, so both can be recomputed and compared.
+"""
+
+
+def _settled_round(folder: Path) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, Any]]:
+    """One labelling round of ``folder``: its settled labels, unsettled ids and the agreement of its passes."""
+    passes = [read_labels(folder / f"{name}.jsonl") for name in PASSES]
+    adjudicated_file = folder / f"{ADJUDICATION}.jsonl"
     adjudicated = read_labels(adjudicated_file) if adjudicated_file.exists() else {}
     labels, unsettled = settle_labels(passes, adjudicated)
     return labels, unsettled, label_agreement(*passes)
+
+
+def corpus_labels(labels_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, Any]]:
+    """The settled labels of the real corpus, the unsettled ids, and the agreement of the passes.
+
+    The agreement is the first reading's; each re-read round (:data:`REREADS`) adds its own
+    under ``agreement["rereads"][name]``, with the number of its items whose settled label changed.
+    """
+    labels, unsettled, agreement = _settled_round(labels_dir)
+    rereads = labels_dir / REREADS
+    rounds = sorted(p for p in rereads.iterdir() if p.is_dir()) if rereads.is_dir() else []
+    for folder in rounds:
+        again, still_open, reread_agreement = _settled_round(folder)
+        changed = sum(
+            1 for item_id, label in again.items()
+            if item_id in labels and (set(labels[item_id]["topics"]) != set(label["topics"])
+                                      or labels[item_id]["kind"] != label["kind"])
+        )
+        reread_agreement["changed"] = changed
+        labels.update(again)
+        unsettled = [i for i in unsettled if i not in again] + still_open
+        agreement.setdefault(REREADS, {})[folder.name] = reread_agreement
+    return labels, unsettled, agreement
 
 
 def write_collections(items: Sequence[Mapping[str, Any]], out: Path) -> dict[str, int]:
@@ -413,7 +446,8 @@ def build_corpus(raw: Sequence[Path], labels_dir: Path, seed_dir: Path, out: Pat
     raw : sequence of Path
         Files or directories of collected items (id, title, text, source, origin, ...).
     labels_dir : Path
-        ``pass-a.jsonl``, ``pass-b.jsonl`` and ``adjudication.jsonl``.
+        ``pass-a.jsonl``, ``pass-b.jsonl`` and ``adjudication.jsonl``, and any re-read rounds
+        under ``rereads/`` (:data:`REREADS`).
     seed_dir : Path
         The written corpus, of which no real item may be a near-copy.
     out : Path

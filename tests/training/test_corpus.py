@@ -10,6 +10,7 @@ import pytest
 from training.corpus import (
     build_real_corpus,
     clean_text,
+    corpus_labels,
     deduplicate,
     furniture_left,
     label_agreement,
@@ -155,6 +156,38 @@ def test_settle_labels_takes_agreement_or_the_third_reading() -> None:
     assert labels == {"x": {"topics": ["investment", "rural"], "kind": "news"},
                       "y": {"topics": ["hot_issue"], "kind": "news"}}
     assert unsettled == ["z"]
+
+
+def _write_labels(folder: Path, name: str, labels: dict[str, tuple[list[str], str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"id": i, "topics": t, "kind": k}, ensure_ascii=False) for i, (t, k) in labels.items()]
+    (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_a_reread_round_replaces_the_first_reading_for_its_items_only(tmp_path: Path) -> None:
+    first = {"r1": (["hot_issue"], "news"), "r2": ([], "news"), "r3": (["rural"], "news"), "other": ([], "analysis")}
+    _write_labels(tmp_path, "pass-a", first)
+    _write_labels(tmp_path, "pass-b", first | {"r3": ([], "news")})
+    _write_labels(tmp_path, "adjudication", {"r3": (["rural"], "news")})
+    reread = tmp_path / "rereads" / "replies"
+    _write_labels(reread, "pass-a", {"r1": (["hot_issue"], "news"), "r2": (["hot_issue"], "news"),
+                                     "r3": (["rural", "hot_issue"], "news")})
+    _write_labels(reread, "pass-b", {"r1": (["hot_issue"], "news"), "r2": (["hot_issue"], "news"),
+                                     "r3": (["rural"], "news")})
+
+    labels, unsettled, agreement = corpus_labels(tmp_path)
+    assert unsettled == ["r3"]  # the re-read passes disagree on r3 and nobody settled it
+    assert labels["r2"] == {"topics": ["hot_issue"], "kind": "news"}  # the re-read wins
+    assert labels["other"] == {"topics": [], "kind": "analysis"}  # not re-read: the first reading stands
+    assert agreement["topics"]["rural"]["f1"] < 1.0  # the first reading's own agreement is kept
+    assert agreement["rereads"]["replies"]["items"] == 3
+    assert agreement["rereads"]["replies"]["changed"] == 1  # r2; r1 settled the same, r3 not settled
+
+    _write_labels(reread, "adjudication", {"r3": (["rural", "hot_issue"], "news")})
+    labels, unsettled, agreement = corpus_labels(tmp_path)
+    assert unsettled == []
+    assert labels["r3"] == {"topics": ["rural", "hot_issue"], "kind": "news"}
+    assert agreement["rereads"]["replies"]["changed"] == 2
 
 
 def test_build_real_corpus_cleans_filters_deduplicates_and_labels() -> None:
