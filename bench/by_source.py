@@ -40,6 +40,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "kind-C2": {"kind": {"C": 2.0}},
     # Logistic heads instead of the linear SVM (its loss is less regularised at the same C).
     "logistic-C4": {"topics": {"estimator": "logreg", "C": 4.0}, "kind": {"estimator": "logreg", "C": 4.0}},
+    # The title block (TF-IDF over the title's words alone) off, and at half weight.
+    "no-title": {"features": {"title_weight": 0.0}},
+    "title-0.5": {"features": {"title_weight": 0.5}},
 }
 
 

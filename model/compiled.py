@@ -20,7 +20,7 @@ from scipy import sparse
 
 from model.state import StructureBlock, TextBlock
 from model.structure import structure_counts, structure_vector
-from model.text import DEFAULT_ENGINE, char_view, cut, keeps_token, stop_words, word_tokens
+from model.text import DEFAULT_ENGINE, char_view, cut, keeps_token, stop_words, title_view, word_tokens
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 _BITS = 21  # every code point fits in 21 bits
@@ -61,6 +61,7 @@ class _TextBlock:
         self.sublinear = block.sublinear_tf
         self.weight = block.weight
         self.is_chars = block.name == "chars"
+        self.is_title = block.name == "title"  # words of the title alone
         self.integer_keys = self.is_chars and self.high <= _MAX_KEYED_N
         if self.integer_keys:
             # Character n-grams become integers (21 bits a code point), looked up
@@ -111,6 +112,8 @@ class _TextBlock:
         The integer paths do the look-ups for the whole batch at once, so that
         numpy's per-call cost is paid per batch, not per document.
         """
+        if self.is_title:
+            documents = [title_view(document) for document in documents]
         if self.integer_keys:
             return self._char_occurrences(documents)
         if self.integer_words:

@@ -26,7 +26,7 @@ from model.structure import (  # noqa: F401 - the structure signals are part of 
     structure_evidence,
     structure_vector,
 )
-from model.text import char_view, word_tokens
+from model.text import char_view, title_tokens, word_tokens
 
 
 class StructureFeatures(TransformerMixin, BaseEstimator):
@@ -66,6 +66,14 @@ class FeatureParams:
         Use 1 + log(tf).
     structure_weight : float
         Weight of the standardised structure block relative to TF-IDF.
+    title_weight : float
+        Weight of the title block: TF-IDF over the title's words alone (same
+        n-grams as the words), so that what the title says counts apart from
+        the body, as the guide reads it (a topic is a main subject when the
+        title is about it; a 通知 or 意见 is a released policy, a 工作报告 a
+        summing-up). 0 switches it off. By held-out source it raised mean kind
+        accuracy from 0.906 to 0.973 and mean macro F1 from 0.819 to 0.828
+        (``bench/by_source.py``, see the README).
     use_words, use_chars, use_structure : bool
         Switch blocks off, for ablations. The structure block (length, 一是/二是,
         figures ...) is off: without it, leave-one-file-out kind accuracy rose
@@ -80,6 +88,7 @@ class FeatureParams:
     max_features: int | None = 200_000
     sublinear_tf: bool = True
     structure_weight: float = 0.3
+    title_weight: float = 1.0
     use_words: bool = True
     use_chars: bool = True
     use_structure: bool = False
@@ -110,6 +119,11 @@ def build_features(**overrides: Any) -> FeatureUnion:
         chars = TfidfVectorizer(analyzer="char", preprocessor=char_view, ngram_range=char_ngrams, **shared)
         blocks.append(("chars", chars))
     weights = {}
+    if params.title_weight:
+        title = TfidfVectorizer(tokenizer=title_tokens, token_pattern=None, ngram_range=word_ngrams, **shared)
+        blocks.append(("title", title))
+        if params.title_weight != 1.0:
+            weights["title"] = params.title_weight
     if params.use_structure:
         blocks.append(("structure", Pipeline([("counts", StructureFeatures()), ("scale", StandardScaler())])))
         weights["structure"] = params.structure_weight

@@ -384,7 +384,7 @@ def _explainable_terms(state: ModelState) -> tuple[np.ndarray, np.ndarray]:
     """Display names of the features, and which of them may be shown as terms.
 
     Words (and word bigrams, shown without the space) of two or more
-    characters are what an editor can read; character n-grams are used
+    characters, of the body or the title, are what an editor can read; character n-grams are used
     only by a model that has no word features.
     """
     blocks = [block.name for block in state.blocks if isinstance(block, TextBlock)]
@@ -400,7 +400,8 @@ def _explainable_terms(state: ModelState) -> tuple[np.ndarray, np.ndarray]:
             # A character n-gram with a space spans punctuation or digits: not a term.
             display = term.replace(" ", "")
             names.append(display)
-            mask.append(block.name == shown and len(display) >= 2 and not (block.name == "chars" and " " in term))
+            readable = block.name == shown or (block.name == "title" and shown == "words")
+            mask.append(readable and len(display) >= 2 and not (block.name == "chars" and " " in term))
     return np.asarray(names, dtype=object), np.asarray(mask, dtype=bool)
 
 

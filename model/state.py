@@ -38,7 +38,7 @@ from scipy.special import expit
 
 from model.errors import ArtifactError, describe_error
 from model.structure import FEATURE_NAMES
-from model.text import char_view, word_tokens
+from model.text import char_view, title_tokens, word_tokens
 
 STATE_FORMAT = 2
 """Version of the plain-data layout below; 1 was the joblib pickle."""
@@ -48,7 +48,7 @@ ARRAYS_FILE = "arrays.npz"
 STATE_FILES = (SETTINGS_FILE, VOCABULARY_FILE, ARRAYS_FILE)
 """The files a version of this format holds besides its manifest; nothing else is ever read."""
 
-TEXT_BLOCKS = ("words", "chars")
+TEXT_BLOCKS = ("words", "chars", "title")
 MODES = ("multilabel", "multiclass")
 HEADS = ("topics", "kind")
 _MAX_NGRAM = 8
@@ -59,7 +59,7 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can record: the same byt
 class TextBlock:
     """One TF-IDF vectorizer: its terms in column order, their IDF and its settings."""
 
-    name: str  # "words" (jieba words through word_tokens) or "chars" (characters of char_view)
+    name: str  # "words" (word_tokens), "chars" (characters of char_view) or "title" (title_tokens: the title's words)
     ngram_range: tuple[int, int]
     sublinear_tf: bool
     weight: float
@@ -240,7 +240,7 @@ class _State:
 
     def block(self, entry: Any) -> TextBlock | StructureBlock:
         if not isinstance(entry, dict) or entry.get("name") not in (*TEXT_BLOCKS, "structure"):
-            raise self.fail(SETTINGS_FILE, f"a block must be words, chars or structure, not {entry!r}")
+            raise self.fail(SETTINGS_FILE, f"a block must be words, chars, title or structure, not {entry!r}")
         name = entry["name"]
         weight = entry.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not np.isfinite(weight):
@@ -308,13 +308,13 @@ def feature_blocks(union: Any) -> list[TextBlock | StructureBlock]:
             ))
             continue
         vectorizer = transformer
-        expected = char_view if name == "chars" else word_tokens
+        expected = {"chars": char_view, "title": title_tokens}.get(name, word_tokens)
         given = vectorizer.preprocessor if name == "chars" else vectorizer.tokenizer
         analyzer = "char" if name == "chars" else "word"
         if name not in TEXT_BLOCKS or vectorizer.analyzer != analyzer or given is not expected:
             raise ArtifactError(
-                f"feature block {name!r} cannot be stored: only words (word_tokens) and chars (char_view) "
-                "are, as model.features.build_features makes them"
+                f"feature block {name!r} cannot be stored: only words (word_tokens), chars (char_view) and "
+                "title (title_tokens) are, as model.features.build_features makes them"
             )
         if (vectorizer.norm != "l2" or vectorizer.lowercase or not vectorizer.use_idf or vectorizer.binary
                 or vectorizer.strip_accents is not None or vectorizer.stop_words is not None):

@@ -133,6 +133,22 @@ def join_normalized(title: str, body: str) -> str:
     return f"{title}\n{body}" if title else body
 
 
+def title_view(document: str) -> str:
+    """The title of a document made by :func:`join_document`: its first line.
+
+    A document of one line has no title. A body pasted without a title gives
+    its first line, which in pasted text is usually the heading; either way
+    at most :data:`MAX_TITLE_CHARS` characters.
+    """
+    head, newline, _ = document.partition("\n")
+    return head[:MAX_TITLE_CHARS] if newline else ""
+
+
+def title_tokens(document: str) -> list[str]:
+    """Word tokens of the title alone (:func:`title_view`), for the title feature block."""
+    return word_tokens(title_view(document))
+
+
 def has_chinese(text: str) -> bool:
     """Whether ``text`` holds at least one Chinese character."""
     return _CJK.search(text) is not None
