@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from model.artifact import new_version_id, save_version
 from model.labels import KIND_NAMES
 from model.registry import ModelRegistry
-from model.text import DEFAULT_ENGINE, segmenter_info, use_engine
+from model.text import DEFAULT_ENGINE, segmenter_info, title_tokens, use_engine
 from training.data import Item, load_items
 from training.dataset import prepare, stratified_folds
 from training.errors import TrainingError
@@ -116,6 +116,14 @@ def source_weights(sources: Sequence[str], balance: float) -> np.ndarray | None:
     return weights * (len(weights) / weights.sum())
 
 
+def titles_usable(documents: Sequence[str], min_df: int) -> bool:
+    """Whether some title word occurs in at least ``min_df`` documents' titles (else the title block is empty)."""
+    counts: Counter[str] = Counter()
+    for document in documents:
+        counts.update(set(title_tokens(document)))
+    return any(count >= min_df for count in counts.values())
+
+
 def _fit_features(features: Any, documents: list[str], extra: list[str]) -> Any:
     """Fit the features on ``documents`` and ``extra`` (unlabelled) and return the matrix of ``documents``."""
     if not extra:
@@ -198,6 +206,9 @@ def fit_model(
     if with_kind and not train_kind:
         raise TrainingError("every item has the same kind: the quality score needs both news and analysis items")
     is_analysis, documents = data.is_analysis, data.documents
+    if params["features"].get("title_weight") and not titles_usable(documents, params["features"]["min_df"]):
+        # Data without titles (a text<TAB>label file, one-line documents): no title block; the manifest says so.
+        params["features"]["title_weight"] = 0.0
     weights = source_weights(data.sources or [], params["data"]["source_balance"])
     extra = list(unlabelled)
 

@@ -96,6 +96,7 @@ def test_single_label_multiclass_corpus_with_its_own_labels(tmp_path: Path) -> N
             items.append(Item(id=f"{label}{n}", text=text, topics=[label]))
     bundle, manifest = fit_model(items, labels="auto", folds=3, min_examples=5)
     assert manifest["mode"] == "multiclass" and bundle["kind"] is None
+    assert manifest["hyperparameters"]["features"]["title_weight"] == 0.0  # no titles: no title block
     result = Predictor(bundle, manifest).predict_one("芯片 算法 软件 发布")
     assert [t.label for t in result.topics if t.selected] == ["科技"]
     assert result.quality_score is None
